@@ -1,0 +1,143 @@
+"""Configuration as frozen dataclasses, validated on construction and saved as ``config.json``.
+
+Override a field with :func:`dataclasses.replace`; every field has a default and a comment naming its
+unit or allowed values. :func:`load_config` / :meth:`MemoryConfig.to_json` round-trip exactly.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from omnimem.errors import ConfigError, CorruptInput
+
+__all__ = [
+    "EncoderConfig",
+    "IndexConfig",
+    "SearchConfig",
+    "StoreConfig",
+    "MemoryConfig",
+    "load_config",
+    "CONFIG_VERSION",
+]
+
+CONFIG_VERSION = 1
+
+
+def _check(cond: bool, message: str) -> None:
+    if not cond:
+        raise ConfigError(message)
+
+
+@dataclass(frozen=True)
+class EncoderConfig:
+    """Which text encoder embeds items and queries."""
+
+    name: str = "minilm"  # registry name ("minilm", "hash") or a sentence-transformers name / local path
+    dim: int | None = None  # embedding size; filled in from the model when the memory is created
+    device: str = "cpu"  # "cpu", "cuda", "cuda:1" ...
+    batch_size: int = 64  # sentences per forward pass
+
+    def __post_init__(self) -> None:
+        _check(bool(self.name), "encoder.name must be a non-empty string")
+        _check(self.dim is None or self.dim > 0, f"encoder.dim must be positive, got {self.dim}")
+        _check(self.batch_size > 0, f"encoder.batch_size must be positive, got {self.batch_size}")
+
+
+@dataclass(frozen=True)
+class IndexConfig:
+    """How vector indexes are built (FAISS factory strings)."""
+
+    factory: str = "auto"  # "auto", or a FAISS factory string such as "Flat" or "IVF1024,Flat"
+    approx_threshold: int = 50_000  # "auto": exact search below this many vectors, IVF above
+    nprobe: int = 32  # IVF lists probed per query (recall vs speed)
+    save_every: int = 2_000  # write the index file after this many changed vectors (and on close)
+
+    def __post_init__(self) -> None:
+        _check(bool(self.factory), "index.factory must be 'auto' or a FAISS factory string")
+        _check(self.approx_threshold > 0, "index.approx_threshold must be positive")
+        _check(self.nprobe > 0, "index.nprobe must be positive")
+        _check(self.save_every > 0, "index.save_every must be positive")
+
+
+@dataclass(frozen=True)
+class SearchConfig:
+    """Hybrid search: dense + BM25 candidates fused by reciprocal rank (Cormack et al., 2009)."""
+
+    candidates: int = 50  # candidates taken from each retriever before fusion
+    rrf_k: int = 60  # the constant k in 1 / (k + rank)
+    dense_weight: float = 1.0  # weight of the dense ranking in the fusion (0 switches it off)
+    bm25_weight: float = 1.0  # weight of the BM25 ranking in the fusion (0 switches it off)
+
+    def __post_init__(self) -> None:
+        _check(self.candidates > 0, "search.candidates must be positive")
+        _check(self.rrf_k >= 0, "search.rrf_k must be >= 0")
+        _check(self.dense_weight >= 0 and self.bm25_weight >= 0, "search weights must be >= 0")
+        _check(self.dense_weight + self.bm25_weight > 0, "at least one search weight must be > 0")
+
+
+@dataclass(frozen=True)
+class StoreConfig:
+    """SQLite record store settings."""
+
+    busy_timeout: float = 30.0  # seconds a writer waits for another process's write lock
+    synchronous: str = "NORMAL"  # SQLite PRAGMA synchronous in WAL mode: "NORMAL" or "FULL"
+
+    def __post_init__(self) -> None:
+        _check(self.busy_timeout >= 0, "store.busy_timeout must be >= 0")
+        _check(self.synchronous in ("NORMAL", "FULL"), "store.synchronous must be 'NORMAL' or 'FULL'")
+
+
+@dataclass(frozen=True)
+class MemoryConfig:
+    """Everything that built a memory; saved as ``config.json`` so it reopens with no arguments."""
+
+    encoder: EncoderConfig = field(default_factory=EncoderConfig)
+    index: IndexConfig = field(default_factory=IndexConfig)
+    search: SearchConfig = field(default_factory=SearchConfig)
+    store: StoreConfig = field(default_factory=StoreConfig)
+    version: int = CONFIG_VERSION  # config format version
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> MemoryConfig:
+        parts = {"encoder": EncoderConfig, "index": IndexConfig, "search": SearchConfig, "store": StoreConfig}
+        kwargs: dict[str, Any] = {}
+        for key, value in data.items():
+            if key in parts:
+                if not isinstance(value, dict):
+                    raise ConfigError(f"config section {key!r} must be an object, got {value!r}")
+                kwargs[key] = _build(parts[key], value)
+            elif key == "version":
+                kwargs[key] = int(value)
+            else:
+                raise ConfigError(f"unknown config section {key!r}; known: {', '.join(parts)}")
+        return cls(**kwargs)
+
+
+def _build(kind: type, data: dict[str, Any]) -> Any:
+    names = {f.name for f in dataclasses.fields(kind)}
+    unknown = set(data) - names
+    if unknown:
+        raise ConfigError(f"unknown {kind.__name__} field(s): {', '.join(sorted(unknown))}")
+    return kind(**data)
+
+
+def load_config(path: str | Path) -> MemoryConfig:
+    """Read a ``config.json``; a malformed file raises :class:`CorruptInput` naming it."""
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as e:
+        raise CorruptInput(f"{path} is not valid JSON ({e}); fix or delete it to use the defaults") from e
+    if not isinstance(data, dict):
+        raise CorruptInput(f"{path} must hold a JSON object")
+    return MemoryConfig.from_dict(data)

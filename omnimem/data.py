@@ -1,0 +1,20 @@
+"""Where the shared third-party evaluation data lives: ``$OMNIMEM_DATA`` or ``../shared/data``."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+__all__ = ["data_dir"]
+
+
+def data_dir() -> Path | None:
+    """The shared data folder, or None when it is absent (a fresh clone has none)."""
+    env = os.environ.get("OMNIMEM_DATA")
+    candidates = [Path(env)] if env else []
+    here = Path(__file__).resolve().parent.parent
+    candidates += [here.parent / "shared" / "data", Path.cwd().parent / "shared" / "data"]
+    for path in candidates:
+        if path.is_dir():
+            return path
+    return None

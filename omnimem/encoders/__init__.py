@@ -1,0 +1,27 @@
+"""Encoders: models that turn inputs into L2-normalised float32 vectors, reached by name.
+
+``create_encoder("minilm")`` loads the packaged all-MiniLM-L6-v2; any other name that is not in the
+registry is handed to sentence-transformers as a model name or local path.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from omnimem.encoders.base import Encoder, normalize_rows
+from omnimem.registry import Registry
+
+__all__ = ["Encoder", "ENCODERS", "create_encoder", "normalize_rows"]
+
+ENCODERS = Registry("encoder")
+ENCODERS.register("minilm", "omnimem.encoders.sentence:SentenceEncoder.from_pretrained")
+ENCODERS.register("hash", "omnimem.encoders.hashing:HashEncoder.from_pretrained")
+
+
+def create_encoder(name: str, **options: Any) -> Encoder:
+    """Build the encoder registered as ``name``, or a sentence-transformers model by name/path."""
+    if name in ENCODERS:
+        return ENCODERS.create(name, name, **options)
+    from omnimem.encoders.sentence import SentenceEncoder
+
+    return SentenceEncoder.from_pretrained(name, **options)

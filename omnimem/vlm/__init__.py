@@ -1,0 +1,1 @@
+"""vlm layer (see DESIGN.md section 2)."""

@@ -65,15 +65,17 @@ class IndexConfig:
 
 @dataclass(frozen=True)
 class SearchConfig:
-    """Hybrid search: dense + BM25 candidates fused by reciprocal rank (Cormack et al., 2009)."""
+    """Hybrid search: dense + BM25 candidates, fused (see omnimem.retrieval.fusion)."""
 
     candidates: int = 50  # candidates taken from each retriever before fusion
-    rrf_k: int = 60  # the constant k in 1 / (k + rank)
+    fusion: str = "convex"  # "convex" (weighted normalised scores) or "rrf" (reciprocal rank)
+    rrf_k: int = 60  # the constant k in 1 / (k + rank), for fusion="rrf"
     dense_weight: float = 1.0  # weight of the dense ranking in the fusion (0 switches it off)
     bm25_weight: float = 1.0  # weight of the BM25 ranking in the fusion (0 switches it off)
 
     def __post_init__(self) -> None:
         _check(self.candidates > 0, "search.candidates must be positive")
+        _check(self.fusion in ("convex", "rrf"), f"search.fusion must be 'convex' or 'rrf', got {self.fusion!r}")
         _check(self.rrf_k >= 0, "search.rrf_k must be >= 0")
         _check(self.dense_weight >= 0 and self.bm25_weight >= 0, "search weights must be >= 0")
         _check(self.dense_weight + self.bm25_weight > 0, "at least one search weight must be > 0")

@@ -79,7 +79,8 @@ def _migration_1(db: sqlite_utils.Database) -> None:
     )
     for column in ("session", "episode", "modality", "event_time", "source", "blob"):
         db["items"].create_index([column], index_name=f"items_{column}")
-    db["items"].enable_fts(["text"], tokenize="porter", create_triggers=True)
+    # The speaker is indexed beside the text: questions name people ("When did Caroline ...?").
+    db["items"].enable_fts(["text", "speaker"], tokenize="porter", create_triggers=True)
     db.execute(
         "CREATE TABLE vectors (space TEXT NOT NULL, item_id TEXT NOT NULL, vector BLOB NOT NULL,"
         " PRIMARY KEY (space, item_id)) WITHOUT ROWID"

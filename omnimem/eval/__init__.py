@@ -1,0 +1,1 @@
+"""Evaluations on real third-party data: ``python -m omnimem.eval --help``."""

@@ -1,0 +1,41 @@
+"""``python -m omnimem.eval locomo --data FILE [--k 5 10] [--json]``: retrieval evaluations."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+
+from omnimem.errors import OmnimemError
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m omnimem.eval", description=__doc__)
+    sub = parser.add_subparsers(dest="task", required=True)
+    locomo = sub.add_parser("locomo", help="LoCoMo evidence recall@k (hybrid vs BM25 vs dense)")
+    locomo.add_argument(
+        "--data", required=True, help="path to a LoCoMo JSON file, e.g. ../shared/data/locomo/locomo_dev.json"
+    )
+    locomo.add_argument("--k", type=int, nargs="+", default=[5, 10], help="cut-offs (default: 5 10)")
+    locomo.add_argument("--encoder", default="minilm", help="text encoder name or path (default: minilm)")
+    locomo.add_argument("--limit", type=int, default=None, help="only the first N conversations")
+    locomo.add_argument("--json", action="store_true", help="end with one JSON line of the results")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING)
+    try:
+        from omnimem.encoders import create_encoder
+        from omnimem.eval.locomo import evaluate_locomo, format_report
+
+        result = evaluate_locomo(args.data, ks=args.k, encoder=create_encoder(args.encoder), limit=args.limit)
+    except OmnimemError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(format_report(result, args.k))
+    if args.json:
+        print(json.dumps(result, sort_keys=True))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,176 @@
+"""LoCoMo evidence-recall evaluation (Maharana et al., ACL 2024).
+
+One memory per conversation, built from its turns (``dia_id`` in metadata, the session's date as
+the timestamp, an image's BLIP caption as its text description). Every question with evidence is
+asked within its own conversation; evidence recall@k is the share of the question's gold turns among
+the top k retrieved turns, averaged over questions. BM25-only and dense-only baselines run in the
+same process on the same memories, so the comparison is like for like.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+import tempfile
+import time
+from collections import defaultdict
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from omnimem.errors import CorruptInput
+from omnimem.memory import Memory
+
+__all__ = ["load_locomo", "conversation_turns", "parse_evidence", "evaluate_locomo", "CATEGORIES"]
+
+CATEGORIES = {1: "multi-hop", 2: "temporal", 3: "open-domain", 4: "single-hop", 5: "adversarial"}
+SYSTEMS = {"hybrid": ("dense", "bm25"), "bm25": ("bm25",), "dense": ("dense",)}
+
+
+def load_locomo(path: str | Path) -> list[dict[str, Any]]:
+    """Read a LoCoMo JSON file (a list of samples); a malformed file raises CorruptInput naming it."""
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as e:
+        raise CorruptInput(f"cannot read LoCoMo file {path}: {e}") from e
+    if not isinstance(data, list) or not all(isinstance(s, dict) and "conversation" in s for s in data):
+        raise CorruptInput(f"{path} is not a LoCoMo file: expected a list of samples with 'conversation'")
+    return data
+
+
+def _session_time(text: str | None) -> str | None:
+    """'1:56 pm on 8 May, 2023' -> '2023-05-08T13:56:00' (None when absent or unparseable)."""
+    if not text:
+        return None
+    for fmt in ("%I:%M %p on %d %B, %Y", "%I:%M %p on %d %b, %Y"):
+        try:
+            return dt.datetime.strptime(text.strip(), fmt).isoformat()
+        except ValueError:
+            continue
+    return None
+
+
+def conversation_turns(sample: dict[str, Any]) -> Iterator[tuple[str, str | None, list[dict[str, Any]]]]:
+    """Yield ``(session name, ISO date, turns)`` per session in order; turns ready for add_conversation."""
+    conv = sample["conversation"]
+    numbers = sorted(int(m.group(1)) for k in conv if (m := re.fullmatch(r"session_(\d+)", k)))
+    for n in numbers:
+        when = _session_time(conv.get(f"session_{n}_date_time"))
+        turns = []
+        for turn in conv[f"session_{n}"]:
+            text = turn.get("text", "")
+            if turn.get("blip_caption"):
+                text = f"{text} [shares an image: {turn['blip_caption']}]".strip()
+            if not text.strip():
+                continue
+            turns.append(
+                {
+                    "speaker": turn.get("speaker"),
+                    "text": text,
+                    "timestamp": when,
+                    "metadata": {"dia_id": turn["dia_id"]},
+                }  # fmt: skip
+            )
+        yield f"session_{n}", when, turns
+
+
+def parse_evidence(evidence: Sequence[Any], known: set[str]) -> list[str]:
+    """Lenient parse of evidence ids ('D8:6; D9:17', 'D:11:26', 'D30:05'); unknown ids are dropped."""
+    out: list[str] = []
+    for entry in evidence:
+        for piece in re.split(r"[;,\s]+", str(entry)):
+            m = re.fullmatch(r"D:?(\d+):(\d+)", piece.strip())
+            if m:
+                dia_id = f"D{int(m.group(1))}:{int(m.group(2))}"
+                if dia_id in known and dia_id not in out:
+                    out.append(dia_id)
+    return out
+
+
+@dataclass
+class _Tally:
+    sums: dict[str, float] = field(default_factory=lambda: defaultdict(float))
+    count: int = 0
+
+    def add(self, recalls: dict[str, float]) -> None:
+        self.count += 1
+        for key, value in recalls.items():
+            self.sums[key] += value
+
+    def means(self) -> dict[str, float]:
+        return {k: round(v / max(1, self.count), 4) for k, v in self.sums.items()}
+
+
+def evaluate_locomo(
+    path: str | Path, *, ks: Sequence[int] = (5, 10), encoder: Any = None, workdir: str | Path | None = None,
+    limit: int | None = None,
+) -> dict[str, Any]:  # fmt: skip
+    """Run the evaluation; returns a dict with overall / per-category recall for every system.
+
+    Keys: ``recall@k`` (hybrid), ``bm25_recall@k``, ``dense_recall@k``, ``by_category``,
+    ``questions``, ``conversations``, ``turns``, ``seconds``, ``ingest_seconds``, ``query_ms_p50``.
+    """
+    started = time.perf_counter()
+    samples = load_locomo(path)[:limit] if limit else load_locomo(path)
+    kmax = max(ks)
+    overall, by_cat = _Tally(), defaultdict(_Tally)
+    ingest_s, query_times, turns_total = 0.0, [], 0
+    with tempfile.TemporaryDirectory(dir=workdir) as tmp:
+        for n, sample in enumerate(samples):
+            t0 = time.perf_counter()
+            mem = Memory.open(Path(tmp) / f"conv{n}", encoder=encoder)
+            with mem:
+                known: set[str] = set()
+                for session, _, turns in conversation_turns(sample):
+                    mem.add_conversation(turns, session=session, episode=sample.get("sample_id"))
+                    known.update(t["metadata"]["dia_id"] for t in turns)
+                    turns_total += len(turns)
+                encoder = mem.encoder  # reuse the loaded model for the next conversation
+                ingest_s += time.perf_counter() - t0
+                for qa in sample.get("qa", []):
+                    gold = parse_evidence(qa.get("evidence", []), known)
+                    if not gold:
+                        continue
+                    recalls: dict[str, float] = {}
+                    for system, retrievers in SYSTEMS.items():
+                        q0 = time.perf_counter()
+                        hits = mem.search(str(qa["question"]), k=kmax, retrievers=retrievers)
+                        if system == "hybrid":
+                            query_times.append(time.perf_counter() - q0)
+                        found = [h.metadata.get("dia_id") for h in hits]
+                        prefix = "" if system == "hybrid" else f"{system}_"
+                        for k in ks:
+                            recalls[f"{prefix}recall@{k}"] = len(set(found[:k]) & set(gold)) / len(gold)
+                    overall.add(recalls)
+                    by_cat[CATEGORIES.get(qa.get("category"), str(qa.get("category")))].add(recalls)
+    query_times.sort()
+    result: dict[str, Any] = dict(overall.means())
+    result["by_category"] = {cat: {**t.means(), "questions": t.count} for cat, t in sorted(by_cat.items())}
+    result.update(
+        questions=overall.count, conversations=len(samples), turns=turns_total,
+        ingest_seconds=round(ingest_s, 2),
+        query_ms_p50=round(1000 * query_times[len(query_times) // 2], 2) if query_times else None,
+        seconds=round(time.perf_counter() - started, 2),
+    )  # fmt: skip
+    return result
+
+
+def format_report(result: dict[str, Any], ks: Sequence[int]) -> str:
+    """A small plain-text table of the result."""
+    lines = [f"LoCoMo evidence recall: {result['questions']} questions, {result['conversations']} conversations"]
+    header = "".join(f"{f'@{k}':>9}" for k in ks)
+    lines.append(f"{'system':<22}{header}")
+    for name, prefix in (("omnimem hybrid", ""), ("BM25 only", "bm25_"), ("dense only", "dense_")):
+        lines.append(f"{name:<22}" + "".join(f"{result[f'{prefix}recall@{k}']:>9.3f}" for k in ks))
+    lines.append("by category (hybrid):")
+    for cat, values in result["by_category"].items():
+        cells = "".join(f"{values[f'recall@{k}']:>9.3f}" for k in ks)
+        label = f"{cat} ({values['questions']})"
+        lines.append(f"  {label:<20}{cells}")
+    lines.append(
+        f"ingest {result['ingest_seconds']} s, query p50 {result['query_ms_p50']} ms, total {result['seconds']} s"
+    )
+    return "\n".join(lines)

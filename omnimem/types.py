@@ -116,6 +116,15 @@ class Item:
         identity.update(modality=modality, text=text, metadata=dict(metadata))
         return cls(id=id or content_id(identity), modality=modality, text=text, metadata=dict(metadata), **fields)
 
+    @property
+    def heading(self) -> str | None:
+        """A short label that situates the text: the speaker of a turn, else a passage's title.
+
+        It is indexed with the text (dense and BM25): a turn rarely names its own speaker and a
+        passage rarely repeats its title, while questions about them do.
+        """
+        return self.speaker or self.metadata.get("title") or None
+
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 

@@ -11,11 +11,18 @@ from typing import Any
 from omnimem.encoders.base import Encoder, normalize_rows
 from omnimem.registry import Registry
 
-__all__ = ["Encoder", "ENCODERS", "create_encoder", "normalize_rows"]
+__all__ = ["Encoder", "ENCODERS", "TRANSCRIBERS", "create_encoder", "create_transcriber", "normalize_rows"]
 
 ENCODERS = Registry("encoder")
 ENCODERS.register("minilm", "omnimem.encoders.sentence:SentenceEncoder.from_pretrained")
 ENCODERS.register("hash", "omnimem.encoders.hashing:HashEncoder.from_pretrained")
+ENCODERS.register("open_clip", "omnimem.encoders.clip:open_clip_encoder")
+ENCODERS.register("hf_clip", "omnimem.encoders.hf_clip:hf_clip_encoder")
+
+# Speech to text: the packaged faster-whisper models by name; a CTranslate2 directory by path.
+TRANSCRIBERS = Registry("transcriber")
+TRANSCRIBERS.register("tiny.en", "omnimem.encoders.transcribe:FasterWhisperTranscriber.from_pretrained")
+TRANSCRIBERS.register("base", "omnimem.encoders.transcribe:FasterWhisperTranscriber.from_pretrained")
 
 
 def create_encoder(name: str, **options: Any) -> Encoder:
@@ -25,3 +32,12 @@ def create_encoder(name: str, **options: Any) -> Encoder:
     from omnimem.encoders.sentence import SentenceEncoder
 
     return SentenceEncoder.from_pretrained(name, **options)
+
+
+def create_transcriber(name: str = "tiny.en", **options: Any) -> Any:
+    """A :class:`~omnimem.encoders.transcribe.Transcriber`: a registered name or a faster-whisper model dir."""
+    if name in TRANSCRIBERS:
+        return TRANSCRIBERS.create(name, name, **options)
+    from omnimem.encoders.transcribe import FasterWhisperTranscriber
+
+    return FasterWhisperTranscriber.from_pretrained(name, **options)

@@ -1,4 +1,8 @@
-"""``python -m omnimem.eval locomo --data FILE [--k 5 10] [--json]``: retrieval evaluations."""
+"""Retrieval evaluations on real data.
+
+python -m omnimem.eval locomo --data FILE [--k 5 10] [--json]
+python -m omnimem.eval musique --qa FILE --corpus FILE [--k 2 5] [--json]
+"""
 
 from __future__ import annotations
 
@@ -21,13 +25,27 @@ def main(argv: list[str] | None = None) -> int:
     locomo.add_argument("--encoder", default="minilm", help="text encoder name or path (default: minilm)")
     locomo.add_argument("--limit", type=int, default=None, help="only the first N conversations")
     locomo.add_argument("--json", action="store_true", help="end with one JSON line of the results")
+    musique = sub.add_parser("musique", help="MuSiQue passage recall@k over the whole corpus")
+    musique.add_argument("--qa", required=True, help="e.g. ../shared/data/musique/musique_qa_train100.json")
+    musique.add_argument("--corpus", required=True, help="e.g. ../shared/data/musique/musique_train_corpus.json")
+    musique.add_argument("--k", type=int, nargs="+", default=[2, 5], help="cut-offs (default: 2 5)")
+    musique.add_argument("--encoder", default="minilm", help="text encoder name or path (default: minilm)")
+    musique.add_argument("--limit", type=int, default=None, help="only the first N questions")
+    musique.add_argument("--json", action="store_true", help="end with one JSON line of the results")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     try:
         from omnimem.encoders import create_encoder
-        from omnimem.eval.locomo import evaluate_locomo, format_report
 
-        result = evaluate_locomo(args.data, ks=args.k, encoder=create_encoder(args.encoder), limit=args.limit)
+        encoder = create_encoder(args.encoder)
+        if args.task == "locomo":
+            from omnimem.eval.locomo import evaluate_locomo, format_report
+
+            result = evaluate_locomo(args.data, ks=args.k, encoder=encoder, limit=args.limit)
+        else:
+            from omnimem.eval.musique import evaluate_musique, format_report
+
+            result = evaluate_musique(args.qa, args.corpus, ks=args.k, encoder=encoder, limit=args.limit)
     except OmnimemError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

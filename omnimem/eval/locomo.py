@@ -16,17 +16,16 @@ import tempfile
 import time
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from omnimem.errors import CorruptInput
+from omnimem.eval.common import SYSTEMS, Tally, percentile, recalls_at
 from omnimem.memory import Memory
 
 __all__ = ["load_locomo", "conversation_turns", "parse_evidence", "evaluate_locomo", "CATEGORIES"]
 
 CATEGORIES = {1: "multi-hop", 2: "temporal", 3: "open-domain", 4: "single-hop", 5: "adversarial"}
-SYSTEMS = {"hybrid": ("dense", "bm25"), "bm25": ("bm25",), "dense": ("dense",)}
 
 
 def load_locomo(path: str | Path) -> list[dict[str, Any]]:
@@ -90,20 +89,6 @@ def parse_evidence(evidence: Sequence[Any], known: set[str]) -> list[str]:
     return out
 
 
-@dataclass
-class _Tally:
-    sums: dict[str, float] = field(default_factory=lambda: defaultdict(float))
-    count: int = 0
-
-    def add(self, recalls: dict[str, float]) -> None:
-        self.count += 1
-        for key, value in recalls.items():
-            self.sums[key] += value
-
-    def means(self) -> dict[str, float]:
-        return {k: round(v / max(1, self.count), 4) for k, v in self.sums.items()}
-
-
 def evaluate_locomo(
     path: str | Path, *, ks: Sequence[int] = (5, 10), encoder: Any = None, workdir: str | Path | None = None,
     limit: int | None = None,
@@ -116,7 +101,7 @@ def evaluate_locomo(
     started = time.perf_counter()
     samples = load_locomo(path)[:limit] if limit else load_locomo(path)
     kmax = max(ks)
-    overall, by_cat = _Tally(), defaultdict(_Tally)
+    overall, by_cat = Tally(), defaultdict(Tally)
     ingest_s, query_times, turns_total = 0.0, [], 0
     with tempfile.TemporaryDirectory(dir=workdir) as tmp:
         for n, sample in enumerate(samples):
@@ -140,19 +125,15 @@ def evaluate_locomo(
                         hits = mem.search(str(qa["question"]), k=kmax, retrievers=retrievers)
                         if system == "hybrid":
                             query_times.append(time.perf_counter() - q0)
-                        found = [h.metadata.get("dia_id") for h in hits]
-                        prefix = "" if system == "hybrid" else f"{system}_"
-                        for k in ks:
-                            recalls[f"{prefix}recall@{k}"] = len(set(found[:k]) & set(gold)) / len(gold)
+                        recalls.update(recalls_at(system, [h.metadata.get("dia_id") for h in hits], gold, ks))
                     overall.add(recalls)
                     by_cat[CATEGORIES.get(qa.get("category"), str(qa.get("category")))].add(recalls)
-    query_times.sort()
     result: dict[str, Any] = dict(overall.means())
     result["by_category"] = {cat: {**t.means(), "questions": t.count} for cat, t in sorted(by_cat.items())}
     result.update(
         questions=overall.count, conversations=len(samples), turns=turns_total,
         ingest_seconds=round(ingest_s, 2),
-        query_ms_p50=round(1000 * query_times[len(query_times) // 2], 2) if query_times else None,
+        query_ms_p50=round(1000 * percentile(query_times, 0.5), 2) if query_times else None,
         seconds=round(time.perf_counter() - started, 2),
     )  # fmt: skip
     return result

@@ -73,14 +73,16 @@ def _migration_1(db: sqlite_utils.Database) -> None:
             "t_start": float,
             "t_end": float,
             "metadata": str,
+            "heading": str,  # derived: Item.heading, indexed by FTS beside the text
         },  # fmt: skip
         pk="id",
         not_null={"modality", "text", "metadata"},
     )
     for column in ("session", "episode", "modality", "event_time", "source", "blob"):
         db["items"].create_index([column], index_name=f"items_{column}")
-    # The speaker is indexed beside the text: questions name people ("When did Caroline ...?").
-    db["items"].enable_fts(["text", "speaker"], tokenize="porter", create_triggers=True)
+    # The heading (speaker or title, see Item.heading) is indexed beside the text: questions name
+    # people and topics ("When did Caroline ...?") that the text itself leaves out.
+    db["items"].enable_fts(["text", "heading"], tokenize="porter", create_triggers=True)
     db.execute(
         "CREATE TABLE vectors (space TEXT NOT NULL, item_id TEXT NOT NULL, vector BLOB NOT NULL,"
         " PRIMARY KEY (space, item_id)) WITHOUT ROWID"
@@ -169,8 +171,8 @@ class SQLiteRecordStore:
         with self.transaction() as conn:
             for item in items:
                 cursor = conn.execute(
-                    f"INSERT OR IGNORE INTO items ({', '.join(_ITEM_COLUMNS)})"
-                    f" VALUES ({', '.join('?' * len(_ITEM_COLUMNS))})",
+                    f"INSERT OR IGNORE INTO items ({', '.join(_ITEM_COLUMNS)}, heading)"
+                    f" VALUES ({', '.join('?' * (len(_ITEM_COLUMNS) + 1))})",
                     _item_row(item),
                 )
                 if cursor.rowcount:
@@ -201,7 +203,7 @@ class SQLiteRecordStore:
         row = _item_row(item)
         with self.transaction() as conn:
             cursor = conn.execute(
-                f"UPDATE items SET {', '.join(f'{c} = ?' for c in _ITEM_COLUMNS[1:])} WHERE id = ?",
+                f"UPDATE items SET {', '.join(f'{c} = ?' for c in (*_ITEM_COLUMNS[1:], 'heading'))} WHERE id = ?",
                 (*row[1:], item.id),
             )
             if not cursor.rowcount:
@@ -332,10 +334,11 @@ class SQLiteRecordStore:
 
 
 def _item_row(item: Item) -> tuple:
+    """The ``items`` row of an item: its fields, then the derived ``heading`` column."""
     values = item.to_dict()
     values["metadata"] = json.dumps(item.metadata, ensure_ascii=False, sort_keys=True)
     values["ingest_time"] = item.ingest_time or utc_now()
-    return tuple(values[c] for c in _ITEM_COLUMNS)
+    return (*(values[c] for c in _ITEM_COLUMNS), item.heading)
 
 
 def _row_item(row: tuple) -> Item:

@@ -1,0 +1,85 @@
+"""The ``omnimem`` command: a thin shell over the library; flags mirror the Python kwargs.
+
+    omnimem add MEMORY TEXT [--speaker S] [--timestamp T] [--session S]
+    omnimem search MEMORY QUERY [--k 10] [--json]
+    omnimem check MEMORY [--no-repair] [--json]
+    omnimem eval locomo|musique ...        (same as python -m omnimem.eval)
+
+Exit codes: 0 success, 1 a check found problems it could not repair, 2 bad input or a library error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from dataclasses import asdict
+
+from omnimem.errors import OmnimemError
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="omnimem", description="Long-term multimodal memory for AI agents.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    add = sub.add_parser("add", help="remember a text")
+    add.add_argument("memory", help="memory directory (created when missing)")
+    add.add_argument("text")
+    add.add_argument("--speaker")
+    add.add_argument("--timestamp", help="ISO-8601 event time")
+    add.add_argument("--session")
+
+    search = sub.add_parser("search", help="search a memory")
+    search.add_argument("memory")
+    search.add_argument("query")
+    search.add_argument("--k", type=int, default=10)
+    search.add_argument("--json", action="store_true", help="one JSON object per hit")
+
+    check = sub.add_parser("check", help="check a memory's consistency and repair index drift")
+    check.add_argument("memory")
+    check.add_argument("--no-repair", action="store_true")
+    check.add_argument("--json", action="store_true")
+
+    sub.add_parser("eval", help="retrieval evaluations (see python -m omnimem.eval --help)", add_help=False)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["eval"]:
+        from omnimem.eval.__main__ import main as eval_main
+
+        return eval_main(argv[1:])
+    args = _parser().parse_args(argv)
+    logging.basicConfig(level=logging.WARNING)
+    from omnimem.memory import Memory
+
+    try:
+        if args.command == "add":
+            with Memory.open(args.memory) as mem:
+                (item_id,) = mem.add(args.text, speaker=args.speaker, timestamp=args.timestamp, session=args.session)
+                print(item_id)
+            return 0
+        if args.command == "search":
+            with Memory.open(args.memory, create=False) as mem:
+                for hit in mem.search(args.query, k=args.k):
+                    if args.json:
+                        print(json.dumps(asdict(hit), ensure_ascii=False))
+                    else:
+                        who = f"{hit.speaker}: " if hit.speaker else ""
+                        print(f"{hit.score:.3f}  {hit.id[:12]}  {who}{hit.text}")
+            return 0
+        if args.command == "check":
+            with Memory.open(args.memory, create=False) as mem:
+                report = mem.check(repair=not args.no_repair)
+            print(json.dumps(report, indent=None if args.json else 2))
+            return 0 if report["ok"] else 1
+    except OmnimemError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    return 2  # pragma: no cover - argparse rejects unknown commands first
+
+
+if __name__ == "__main__":
+    sys.exit(main())

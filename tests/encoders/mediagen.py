@@ -1,0 +1,93 @@
+"""Media the encoder tests generate themselves: videos with known scene cuts, tones (PyAV)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+
+# (start second, RGB colour or "checker") for each scene of the standard test video
+SCENES: tuple[tuple[float, object], ...] = (
+    (0.0, (220, 30, 30)),
+    (5.0, (30, 200, 40)),
+    (11.0, (20, 40, 220)),
+    (16.5, "checker"),
+    (21.0, (240, 220, 20)),
+)
+CUTS = tuple(t for t, _ in SCENES[1:])
+DURATION = 24.0
+
+
+def _scene_frame(kind: object, n: int, width: int, height: int) -> np.ndarray:
+    if kind == "checker":
+        y, x = np.mgrid[0:height, 0:width]
+        return np.where((((x // 8) + (y // 8)) % 2 == 0)[..., None], 255, 0).repeat(3, axis=2).astype(np.uint8)
+    frame = np.empty((height, width, 3), dtype=np.uint8)
+    frame[:] = kind
+    frame[: height // 8, : (n % width) + 1] = 128  # a small moving bar: frames differ slightly within a scene
+    return frame
+
+
+def write_video(
+    path: Path,
+    *,
+    scenes: Sequence[tuple[float, object]] = SCENES,
+    duration: float = DURATION,
+    fps: int = 10,
+    size: tuple[int, int] = (96, 64),
+    audio: np.ndarray | None = None,
+    codec: str = "libx264",
+) -> Path:
+    """Encode a video whose scenes switch at the given times; ``audio`` is float32 mono 16 kHz."""
+    import av
+
+    width, height = size
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream(codec, rate=fps)
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        astream = None
+        if audio is not None:
+            astream = out.add_stream("aac", rate=16000, layout="mono")
+        for n in range(round(duration * fps)):
+            t = n / fps
+            kind = [k for start, k in scenes if start <= t + 1e-9][-1]
+            frame = av.VideoFrame.from_ndarray(_scene_frame(kind, n, width, height), format="rgb24")
+            for packet in stream.encode(frame):
+                out.mux(packet)
+        for packet in stream.encode():
+            out.mux(packet)
+        if astream is not None:
+            pcm = (np.clip(audio, -1, 1) * 32767).astype(np.int16)
+            step = 1024
+            for i in range(0, pcm.size, step):
+                frame = av.AudioFrame.from_ndarray(pcm[None, i : i + step], format="s16", layout="mono")
+                frame.sample_rate, frame.pts, frame.time_base = 16000, i, Fraction(1, 16000)
+                for packet in astream.encode(frame):
+                    out.mux(packet)
+            for packet in astream.encode():
+                out.mux(packet)
+    return path
+
+
+def write_audio(path: Path, audio: np.ndarray, *, codec: str = "pcm_s16le", rate: int = 16000) -> Path:
+    """Write float32 mono ``audio`` with PyAV (wav / flac / aac in mp4, by codec)."""
+    import av
+
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream(codec, rate=rate, layout="mono")
+        pcm = (np.clip(audio, -1, 1) * 32767).astype(np.int16)
+        for i in range(0, pcm.size, 1024):
+            frame = av.AudioFrame.from_ndarray(pcm[None, i : i + 1024], format="s16", layout="mono")
+            frame.sample_rate, frame.pts, frame.time_base = rate, i, Fraction(1, rate)
+            for packet in stream.encode(frame):
+                out.mux(packet)
+        for packet in stream.encode():
+            out.mux(packet)
+    return path
+
+
+def tone(seconds: float, *, freq: float = 440.0, rate: int = 16000, level: float = 0.3) -> np.ndarray:
+    t = np.arange(round(seconds * rate)) / rate
+    return (level * np.sin(2 * np.pi * freq * t)).astype(np.float32)

@@ -1,0 +1,40 @@
+"""The `omnimem` command: add, search, check, eval, and meaningful exit codes."""
+
+from __future__ import annotations
+
+import json
+
+from omnimem.cli import main
+
+
+def _hash_memory(tmp_path):
+    from omnimem import Memory
+    from omnimem.encoders.hashing import HashEncoder
+
+    Memory.open(tmp_path / "m", encoder=HashEncoder(64)).close()
+    return str(tmp_path / "m")
+
+
+def test_add_search_check(tmp_path, capsys):
+    path = _hash_memory(tmp_path)
+    assert main(["add", path, "Alice moved to Berlin", "--speaker", "Alice", "--timestamp", "2023-03-02"]) == 0
+    item_id = capsys.readouterr().out.strip()
+    assert main(["search", path, "Berlin", "--json"]) == 0
+    hit = json.loads(capsys.readouterr().out.splitlines()[0])
+    assert hit["id"] == item_id and hit["speaker"] == "Alice"
+    assert main(["check", path, "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["ok"] is True
+
+
+def test_errors_exit_2_with_a_message(tmp_path, capsys):
+    path = _hash_memory(tmp_path)
+    assert main(["add", path, "   "]) == 2
+    assert "empty" in capsys.readouterr().err
+    assert main(["search", str(tmp_path / "absent"), "x"]) == 2
+    assert "no memory" in capsys.readouterr().err
+
+
+def test_eval_is_forwarded(tmp_path, capsys):
+    bad = tmp_path / "bad.json"
+    bad.write_text("[]x")
+    assert main(["eval", "locomo", "--data", str(bad), "--encoder", "hash"]) == 2

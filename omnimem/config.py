@@ -19,6 +19,7 @@ __all__ = [
     "IndexConfig",
     "SearchConfig",
     "StoreConfig",
+    "MediaConfig",
     "MemoryConfig",
     "load_config",
     "CONFIG_VERSION",
@@ -72,12 +73,13 @@ class SearchConfig:
     rrf_k: int = 60  # the constant k in 1 / (k + rank), for fusion="rrf"
     dense_weight: float = 1.0  # weight of the dense ranking in the fusion (0 switches it off)
     bm25_weight: float = 1.0  # weight of the BM25 ranking in the fusion (0 switches it off)
+    image_weight: float = 0.5  # weight of text-to-image search in the image space, when there is one
 
     def __post_init__(self) -> None:
         _check(self.candidates > 0, "search.candidates must be positive")
         _check(self.fusion in ("convex", "rrf"), f"search.fusion must be 'convex' or 'rrf', got {self.fusion!r}")
         _check(self.rrf_k >= 0, "search.rrf_k must be >= 0")
-        _check(self.dense_weight >= 0 and self.bm25_weight >= 0, "search weights must be >= 0")
+        _check(min(self.dense_weight, self.bm25_weight, self.image_weight) >= 0, "search weights must be >= 0")
         _check(self.dense_weight + self.bm25_weight > 0, "at least one search weight must be > 0")
 
 
@@ -94,6 +96,37 @@ class StoreConfig:
 
 
 @dataclass(frozen=True)
+class MediaConfig:
+    """How images, audio and video become memories (see omnimem.memory.media)."""
+
+    image_encoder: str | None = None  # None (no image space), "open_clip" or "hf_clip"
+    image_model: str | None = None  # the image encoder's model name or local directory
+    image_pretrained: str | None = None  # open_clip: a pretrained tag or checkpoint file
+    ocr: bool = True  # read text in images and keyframes with the packaged RapidOCR model
+    ocr_min_score: float = 0.5  # OCR lines below this confidence (0..1) are dropped
+    transcriber: str = "tiny.en"  # "tiny.en", "base" or a faster-whisper model directory
+    language: str | None = None  # speech language code, None = detect (tiny.en is English only)
+    sample_fps: float = 1.0  # video frames analysed per second
+    segment_s: float = 30.0  # target video segment length, seconds (snapped to scene cuts)
+    max_keyframes: int = 4  # keyframes kept per video segment
+    text_chunk_chars: int = 1_000  # text files are split into paragraphs of at most this many chars
+
+    def __post_init__(self) -> None:
+        _check(
+            self.image_encoder in (None, "open_clip", "hf_clip"),
+            "media.image_encoder must be None, 'open_clip' or 'hf_clip'",
+        )
+        _check(
+            self.image_encoder is None or bool(self.image_model), "media.image_model is required with an image encoder"
+        )
+        _check(0 <= self.ocr_min_score <= 1, "media.ocr_min_score must be in [0, 1]")
+        _check(bool(self.transcriber), "media.transcriber must name a model")
+        _check(self.sample_fps > 0 and self.segment_s > 0, "media.sample_fps and media.segment_s must be positive")
+        _check(self.max_keyframes > 0, "media.max_keyframes must be positive")
+        _check(self.text_chunk_chars >= 100, "media.text_chunk_chars must be >= 100")
+
+
+@dataclass(frozen=True)
 class MemoryConfig:
     """Everything that built a memory; saved as ``config.json`` so it reopens with no arguments."""
 
@@ -101,6 +134,7 @@ class MemoryConfig:
     index: IndexConfig = field(default_factory=IndexConfig)
     search: SearchConfig = field(default_factory=SearchConfig)
     store: StoreConfig = field(default_factory=StoreConfig)
+    media: MediaConfig = field(default_factory=MediaConfig)
     version: int = CONFIG_VERSION  # config format version
 
     def to_dict(self) -> dict[str, Any]:
@@ -111,7 +145,10 @@ class MemoryConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> MemoryConfig:
-        parts = {"encoder": EncoderConfig, "index": IndexConfig, "search": SearchConfig, "store": StoreConfig}
+        parts = {
+            "encoder": EncoderConfig, "index": IndexConfig, "search": SearchConfig, "store": StoreConfig,
+            "media": MediaConfig,
+        }  # fmt: skip
         kwargs: dict[str, Any] = {}
         for key, value in data.items():
             if key in parts:

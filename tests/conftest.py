@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 import pytest
 
-from omnimem.data import data_dir as _data_dir
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # tests/mediagen.py, shared media builders
+
+from mediagen import write_video  # noqa: E402
+
+from omnimem.data import data_dir as _data_dir  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -40,3 +49,24 @@ def mem(tmp_path, hash_encoder):
 
     with omnimem.Memory.open(tmp_path / "mem", encoder=hash_encoder) as memory:
         yield memory
+
+
+@pytest.fixture(scope="session")
+def scene_video(tmp_path_factory) -> Path:
+    """A 24 s, 10 fps H.264 video with cuts at 5.0, 11.0, 16.5 and 21.0 s and no audio track."""
+    return write_video(tmp_path_factory.mktemp("video") / "scenes.mp4")
+
+
+@pytest.fixture(scope="session")
+def speak() -> Callable[[str, Path], np.ndarray]:
+    """``speak(sentence, wav_path) -> float32 16 kHz mono`` with espeak-ng; skips when it is absent."""
+    if shutil.which("espeak-ng") is None:
+        pytest.skip("espeak-ng is not installed (apt-get install espeak-ng)")
+
+    def _speak(sentence: str, path: Path) -> np.ndarray:
+        subprocess.run(["espeak-ng", "-s", "140", "-w", str(path), sentence], check=True, capture_output=True)
+        from omnimem.encoders.media import load_audio
+
+        return load_audio(path)
+
+    return _speak

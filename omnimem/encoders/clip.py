@@ -36,6 +36,7 @@ class OpenClipEncoder:
     """An :class:`~omnimem.encoders.base.Encoder` over an open_clip ``CLIP`` model; text and image in one space."""
 
     modalities = ("text", "image")
+    registry_name = "open_clip"  # the ENCODERS name that rebuilds it: create_encoder(registry_name, model=...)
 
     def __init__(
         self, model: Any, preprocess: Any, tokenizer: Any, *, name: str, device: str = "cpu", batch_size: int = 32

@@ -28,6 +28,7 @@ class HfClipEncoder:
     """An :class:`~omnimem.encoders.base.Encoder` over a transformers ``CLIPModel``."""
 
     modalities = ("text", "image")
+    registry_name = "hf_clip"  # the ENCODERS name that rebuilds it: create_encoder(registry_name, model=...)
 
     def __init__(self, model: Any, processor: Any, *, name: str, device: str = "cpu", batch_size: int = 32) -> None:
         if batch_size <= 0:

@@ -21,15 +21,17 @@ from typing import Any
 from omnimem.config import MemoryConfig, load_config
 from omnimem.encoders import Encoder, create_encoder
 from omnimem.errors import ConfigError, NotFound
+from omnimem.memory.media import IngestReport, MediaIngestor
 from omnimem.retrieval.hybrid import hybrid_search
 from omnimem.stores import FileBlobStore, Filters, SQLiteRecordStore, SyncedIndex
 from omnimem.types import MODALITIES, Hit, Item, to_iso
 
-__all__ = ["Memory", "TEXT_SPACE"]
+__all__ = ["Memory", "TEXT_SPACE", "IMAGE_SPACE"]
 
 log = logging.getLogger(__name__)
 
 TEXT_SPACE = "text"  # the embedding space of the text encoder
+IMAGE_SPACE = "image"  # the embedding space of the image encoder (CLIP-like: text and images)
 _DB, _CONFIG = "memory.db", "config.json"
 
 
@@ -38,9 +40,11 @@ class Memory:
 
     def __init__(
         self, path: Path, config: MemoryConfig, store: SQLiteRecordStore, encoder: Encoder,
-        indexes: dict[str, SyncedIndex], blobs: FileBlobStore,
+        indexes: dict[str, SyncedIndex], blobs: FileBlobStore, image_encoder: Encoder | None = None,
     ) -> None:  # fmt: skip
         self.path = path
+        self.image_encoder = image_encoder
+        self._media: MediaIngestor | None = None
         self.config = config
         self.store = store
         self.encoder = encoder
@@ -52,14 +56,15 @@ class Memory:
     @classmethod
     def open(
         cls, path: str | os.PathLike[str], *, config: MemoryConfig | None = None,
-        encoder: Encoder | None = None, create: bool = True,
+        encoder: Encoder | None = None, image_encoder: Encoder | None = None, create: bool = True,
     ) -> Memory:  # fmt: skip
         """Create or reopen the memory in directory ``path``.
 
         A new memory uses ``config`` (default: :class:`MemoryConfig`) and ``encoder`` (default: the
         one ``config.encoder`` names). A reopened one uses its saved ``config.json``; a given config
         may change search and index settings, never the encoder, and a given encoder must be the
-        one that built it.
+        one that built it. ``image_encoder`` (a CLIP-like encoder of text and images) adds an
+        image embedding space; ``config.media`` may name one to build instead.
         """
         if isinstance(path, (bytes, int)) or not isinstance(path, (str, os.PathLike)):
             raise ConfigError(f"path must be a str or os.PathLike, got {type(path).__name__}")
@@ -75,6 +80,7 @@ class Memory:
                 " new directory"
             )
         cfg = dataclasses.replace(cfg, encoder=dataclasses.replace(cfg.encoder, name=encoder.name, dim=encoder.dim))
+        image_encoder, cfg = _image_encoder(cfg, image_encoder)
         root.mkdir(parents=True, exist_ok=True)
         store = SQLiteRecordStore(root / _DB, busy_timeout=cfg.store.busy_timeout, synchronous=cfg.store.synchronous)
         try:
@@ -86,23 +92,27 @@ class Memory:
                 )
             if saved != cfg:
                 _write_config(root / _CONFIG, cfg)
+            stored_image_dim = store.space_dim(IMAGE_SPACE)
+            if stored_image_dim is not None and (image_encoder is None or image_encoder.dim != stored_image_dim):
+                raise ConfigError(
+                    f"{root} has a {stored_image_dim}-d image space; open it with the image encoder that"
+                    " built it (image_encoder=..., or config.media naming it)"
+                )
+            spaces = {TEXT_SPACE: encoder.dim}
+            if image_encoder is not None:
+                spaces[IMAGE_SPACE] = image_encoder.dim
             ix = cfg.index
+            options = dict(
+                factory=ix.factory, approx_threshold=ix.approx_threshold, nprobe=ix.nprobe, save_every=ix.save_every
+            )
             indexes = {
-                TEXT_SPACE: SyncedIndex(
-                    store,
-                    TEXT_SPACE,
-                    encoder.dim,
-                    root / "index" / f"{TEXT_SPACE}.faiss",
-                    factory=ix.factory,
-                    approx_threshold=ix.approx_threshold,
-                    nprobe=ix.nprobe,
-                    save_every=ix.save_every,
-                )  # fmt: skip
+                space: SyncedIndex(store, space, dim, root / "index" / f"{space}.faiss", **options)
+                for space, dim in spaces.items()
             }
         except BaseException:
             store.close()
             raise
-        return cls(root, cfg, store, encoder, indexes, FileBlobStore(root / "blobs"))
+        return cls(root, cfg, store, encoder, indexes, FileBlobStore(root / "blobs"), image_encoder)
 
     def __enter__(self) -> Memory:
         return self
@@ -193,23 +203,55 @@ class Memory:
 
     def add_items(self, items: Iterable[Item]) -> list[str]:
         """Remember prepared :class:`Item` objects in one transaction; returns their ids in order."""
+        return self._add(list(items))
+
+    def _add(self, items: list[Item], vectors: Mapping[str, tuple[list[str], Any]] | None = None) -> list[str]:
+        """Store ``items`` (their text embedded here) and ready ``vectors`` of other spaces, atomically."""
         self._check_open()
-        items = list(items)
         for n, item in enumerate(items):
             if not isinstance(item, Item):
                 raise ConfigError(f"add_items expects Item objects; element {n} is {type(item).__name__}")
         known = {i for i, found in zip((it.id for it in items), self.store.get([it.id for it in items])) if found}
         fresh = list({it.id: it for it in items if it.id not in known}.values())
-        if fresh:
-            embedded = [it for it in fresh if it.text.strip()]
-            vectors = self.encoder.encode([embedding_text(it) for it in embedded], modality="text")
-            ids = [it.id for it in embedded]
-            index = self.indexes[TEXT_SPACE]
-            before = index.generation
-            added = set(self.store.add(fresh, {TEXT_SPACE: (ids, vectors)}))
+        if not fresh:
+            return [it.id for it in items]
+        embedded = [it for it in fresh if it.text.strip()]
+        texts = [embedding_text(it) for it in embedded]
+        spaces = {TEXT_SPACE: ([it.id for it in embedded], self.encoder.encode(texts, modality="text"))}
+        for space, value in (vectors or {}).items():
+            if space not in self.indexes:
+                raise ConfigError(f"this memory has no {space!r} space; open it with the encoder for it")
+            spaces[space] = value
+        befores = {space: self.indexes[space].generation for space in spaces}
+        added = set(self.store.add(fresh, spaces))
+        for space, (ids, array) in spaces.items():
             rows = [n for n, i in enumerate(ids) if i in added]
-            index.applied([ids[n] for n in rows], vectors[rows], before)
+            self.indexes[space].applied([ids[n] for n in rows], array[rows], befores[space])
         return [it.id for it in items]
+
+    # -- media (omnimem.memory.media) --------------------------------------------------------
+    @property
+    def media(self) -> MediaIngestor:
+        """The media ingestor; its OCR, speech and video models load on first use."""
+        if self._media is None:
+            self._media = MediaIngestor(self)
+        return self._media
+
+    def add_image(self, image: Any, caption: str | None = None, **fields: Any) -> list[str]:
+        """Remember an image (path, PIL image or array) with its caption and the text read in it."""
+        return self.media.add_image(image, caption=caption, **fields)
+
+    def add_audio(self, path: str | os.PathLike[str], **fields: Any) -> list[str]:
+        """Remember an audio file as time-stamped transcript segments (one episode per file)."""
+        return self.media.add_audio(path, **fields)
+
+    def add_video(self, path: str | os.PathLike[str], **fields: Any) -> list[str]:
+        """Remember a video as segments with keyframes, transcript and on-screen text."""
+        return self.media.add_video(path, **fields)
+
+    def ingest(self, path: str | os.PathLike[str], **options: Any) -> IngestReport:
+        """Remember a file or every file of a folder, by content; reports what worked and what failed."""
+        return self.media.ingest(path, **options)
 
     def update(
         self, id: str, *, text: str | None = None, metadata: Mapping[str, Any] | None = None, **fields: Any
@@ -263,17 +305,21 @@ class Memory:
     def search(
         self, query: str, k: int = 10, *, modalities: Sequence[str] | None = None,
         sessions: Sequence[str] | None = None, speakers: Sequence[str] | None = None,
-        since: Any = None, until: Any = None, retrievers: Sequence[str] = ("dense", "bm25"),
+        since: Any = None, until: Any = None, retrievers: Sequence[str] = ("dense", "bm25", "image"),
     ) -> list[Hit]:  # fmt: skip
-        """The k items that best match ``query``, best first (hybrid dense + BM25 by default)."""
+        """The k items that best match ``query``, best first.
+
+        Retrievers: "dense" (text space), "bm25" (FTS5) and "image" (text-to-image search in the
+        image space, used only when the memory has one), fused as ``config.search`` says.
+        """
         self._check_open()
         if not isinstance(query, str) or not query.strip():
             raise ConfigError("query must be a non-empty string")
         if isinstance(k, bool) or not isinstance(k, int) or k <= 0:
             raise ConfigError(f"k must be a positive int, got {k!r}")
-        unknown = set(retrievers) - {"dense", "bm25"}
+        unknown = set(retrievers) - {"dense", "bm25", "image"}
         if unknown or not retrievers:
-            raise ConfigError(f"unknown retriever(s) {sorted(unknown)}; use 'dense' and/or 'bm25'")
+            raise ConfigError(f"unknown retriever(s) {sorted(unknown)}; use 'dense', 'bm25' and/or 'image'")
         if modalities is not None:
             bad = set(modalities) - set(MODALITIES)
             if bad:
@@ -282,10 +328,15 @@ class Memory:
             modalities=_tuple(modalities), sessions=_tuple(sessions), speakers=_tuple(speakers),
             since=to_iso(since), until=to_iso(until),
         )  # fmt: skip
-        vector = self.encoder.encode([query], modality="text")[0] if "dense" in retrievers else None
+        dense = {}
+        if "dense" in retrievers:
+            dense["dense"] = (self.indexes[TEXT_SPACE].search, self.encoder.encode([query], modality="text")[0])
+        if "image" in retrievers and self.image_encoder is not None:
+            vector = self.image_encoder.encode([query], modality="text")[0]
+            dense["image"] = (self.indexes[IMAGE_SPACE].search, vector)
         return hybrid_search(
-            query, vector, store=self.store, dense=self.indexes[TEXT_SPACE].search, k=k,
-            config=self.config.search, filters=None if filters.is_empty() else filters, retrievers=retrievers,
+            query, store=self.store, dense=dense, k=k, config=self.config.search,
+            filters=None if filters.is_empty() else filters, bm25="bm25" in retrievers,
         )  # fmt: skip
 
     # -- maintenance -------------------------------------------------------------------------
@@ -385,6 +436,21 @@ def _resolve_config(
             " encoder of a memory cannot change (use a new directory)"
         )
     return dataclasses.replace(given, encoder=saved.encoder)
+
+
+def _image_encoder(cfg: MemoryConfig, given: Encoder | None) -> tuple[Encoder | None, MemoryConfig]:
+    """The image encoder to use (given, or built from ``cfg.media``) and the config that names it."""
+    media = cfg.media
+    if given is None:
+        if media.image_encoder is None:
+            return None, cfg
+        options = {"pretrained": media.image_pretrained} if media.image_encoder == "open_clip" else {}
+        return create_encoder(media.image_encoder, model=media.image_model, **options), cfg
+    if "image" not in getattr(given, "modalities", ()):
+        raise ConfigError(f"image_encoder {given.name!r} does not embed images (modalities {given.modalities})")
+    name = getattr(given, "registry_name", None)
+    media = dataclasses.replace(media, image_encoder=name, image_model=given.name if name else None)
+    return given, dataclasses.replace(cfg, media=media)
 
 
 def _write_config(path: Path, config: MemoryConfig) -> None:

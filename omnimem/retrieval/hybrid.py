@@ -10,7 +10,7 @@ on the same candidate lists.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping
 
 import numpy as np
 
@@ -42,33 +42,43 @@ def dense_candidates(
 
 def hybrid_search(
     query: str,
-    query_vector: np.ndarray | None,
     *,
     store: RecordStore,
-    dense: DenseSearch | None,
+    dense: Mapping[str, tuple[DenseSearch, np.ndarray]],
     k: int,
     config: SearchConfig,
     filters: Filters | None = None,
-    retrievers: Sequence[str] = ("dense", "bm25"),
+    bm25: bool = True,
 ) -> list[Hit]:
-    """Top-k hits for ``query`` fused from the requested retrievers ("dense", "bm25")."""
+    """Top-k hits for ``query``, fused from dense searches and BM25.
+
+    ``dense`` maps a retriever name ("dense" for the text space, "image" for the image space) to its
+    search function and the query's vector in that space. Cosine scores of the text space are used
+    as they are; BM25 and image-space scores (CLIP text-image cosines live in a narrow band) are
+    divided by the query's best score, so each lies in [0, 1] before the convex fusion.
+    """
     scored: dict[str, list[tuple[str, float]]] = {}
-    if "dense" in retrievers and dense is not None and query_vector is not None and config.dense_weight > 0:
-        pairs = dense_candidates(dense, store, query_vector, config.candidates, filters)
-        scored["dense"] = [(i, max(0.0, s)) for i, s in pairs]
-    if "bm25" in retrievers and config.bm25_weight > 0:
-        pairs = store.bm25(query, config.candidates, filters)
-        best = max((s for _, s in pairs), default=0.0)
-        scored["bm25"] = [(i, s / best if best > 0 else 0.0) for i, s in pairs]
-    weights = {"dense": config.dense_weight, "bm25": config.bm25_weight}
+    weights = {"dense": config.dense_weight, "bm25": config.bm25_weight, "image": config.image_weight}
+    for name, (search, vector) in dense.items():
+        if weights.get(name, 1.0) <= 0:
+            continue
+        pairs = dense_candidates(search, store, vector, config.candidates, filters)
+        scored[name] = [(i, max(0.0, s)) for i, s in pairs] if name == "dense" else _by_best(pairs)
+    if bm25 and config.bm25_weight > 0:
+        scored["bm25"] = _by_best(store.bm25(query, config.candidates, filters))
     if config.fusion == "rrf":
         rankings = {name: [i for i, _ in pairs] for name, pairs in scored.items()}
         fused = reciprocal_rank_fusion(rankings, k=config.rrf_k, weights=weights)[:k]
     else:
-        fused = convex_fusion(scored, weights=weights)[:k]
+        fused = convex_fusion(scored, weights=weights)[:k] if scored else []
     items: list[Item | None] = store.get([f.id for f in fused])
     return [
         Hit.from_item(item, f.score, tuple(name for name in scored if name in f.ranks), f.ranks)
         for f, item in zip(fused, items)
         if item is not None
     ]
+
+
+def _by_best(pairs: list[tuple[str, float]]) -> list[tuple[str, float]]:
+    best = max((s for _, s in pairs), default=0.0)
+    return [(i, max(0.0, s) / best if best > 0 else 0.0) for i, s in pairs]

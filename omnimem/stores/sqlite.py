@@ -228,6 +228,10 @@ class SQLiteRecordStore:
                 conn.execute("UPDATE spaces SET generation = generation + 1 WHERE space = ?", (space,))
         return deleted
 
+    def has_episode(self, episode: str) -> bool:
+        """Whether any item belongs to ``episode`` (a media file's episode id, a conversation ...)."""
+        return bool(self._read("SELECT 1 FROM items WHERE episode = ? LIMIT 1", (episode,)))
+
     def ids(self) -> Iterator[str]:
         return iter([r[0] for r in self._read("SELECT id FROM items ORDER BY rowid")])
 

@@ -25,20 +25,11 @@ def _images(tmp_path):
 @pytest.fixture(scope="module")
 def open_clip_dir(tmp_path_factory):
     """A tiny open_clip CLIP saved the way open_clip checkpoints are published (config JSON + weights)."""
-    torch = pytest.importorskip("torch")
-    open_clip = pytest.importorskip("open_clip")
-    cfg = {
-        "embed_dim": 16,
-        "vision_cfg": {"image_size": 32, "layers": 1, "width": 32, "patch_size": 8, "head_width": 16},
-        "text_cfg": {"context_length": 16, "vocab_size": 49408, "width": 32, "heads": 2, "layers": 1},
-    }
-    torch.manual_seed(0)
-    model = open_clip.CLIP(**cfg)
-    path = tmp_path_factory.mktemp("open_clip")
-    torch.save(model.state_dict(), path / "open_clip_pytorch_model.bin")
-    preprocess = {"mean": [0.5, 0.5, 0.5], "std": [0.5, 0.5, 0.5]}
-    (path / "open_clip_config.json").write_text(json.dumps({"model_cfg": cfg, "preprocess_cfg": preprocess}))
-    return path
+    pytest.importorskip("torch")
+    pytest.importorskip("open_clip")
+    from mediagen import write_tiny_open_clip
+
+    return write_tiny_open_clip(tmp_path_factory.mktemp("open_clip"))
 
 
 def _bytes_to_unicode() -> dict[int, str]:

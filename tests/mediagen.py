@@ -91,3 +91,24 @@ def write_audio(path: Path, audio: np.ndarray, *, codec: str = "pcm_s16le", rate
 def tone(seconds: float, *, freq: float = 440.0, rate: int = 16000, level: float = 0.3) -> np.ndarray:
     t = np.arange(round(seconds * rate)) / rate
     return (level * np.sin(2 * np.pi * freq * t)).astype(np.float32)
+
+
+def write_tiny_open_clip(path: Path) -> Path:
+    """A tiny random-initialised open_clip CLIP saved as checkpoints are published (config JSON + weights)."""
+    import json
+
+    import open_clip
+    import torch
+
+    cfg = {
+        "embed_dim": 16,
+        "vision_cfg": {"image_size": 32, "layers": 1, "width": 32, "patch_size": 8, "head_width": 16},
+        "text_cfg": {"context_length": 16, "vocab_size": 49408, "width": 32, "heads": 2, "layers": 1},
+    }
+    torch.manual_seed(0)
+    model = open_clip.CLIP(**cfg)
+    path.mkdir(parents=True, exist_ok=True)
+    torch.save(model.state_dict(), path / "open_clip_pytorch_model.bin")
+    preprocess = {"mean": [0.5, 0.5, 0.5], "std": [0.5, 0.5, 0.5]}
+    (path / "open_clip_config.json").write_text(json.dumps({"model_cfg": cfg, "preprocess_cfg": preprocess}))
+    return path

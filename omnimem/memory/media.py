@@ -150,12 +150,18 @@ class MediaIngestor:
         return self.memory._add([item], self._image_vectors([item.id], [picture]))
 
     def _image_vectors(self, ids: list[str], pictures: list[Any]) -> dict[str, tuple[list[str], Any]]:
+        """``{image space: (ids, vectors)}`` for these pictures, or {} when there is no image encoder."""
         encoder = self.memory.image_encoder
         if encoder is None or not ids:
             return {}
         from omnimem.memory.core import IMAGE_SPACE
 
         return {IMAGE_SPACE: (ids, encoder.encode(pictures, modality="image"))}
+
+    def _embed_frames(self, frames: list[Item], pictures: list[Any], into: list[Any]) -> None:
+        """Append the image vectors of one segment's keyframes to ``into`` (pixels are not kept)."""
+        for _, array in self._image_vectors([f.id for f in frames], pictures).values():
+            into.append(array)
 
     # -- audio -------------------------------------------------------------------------------
     def add_audio(
@@ -222,11 +228,13 @@ class MediaIngestor:
             sample_fps=self.config.sample_fps, segment_s=self.config.segment_s, max_keyframes=self.config.max_keyframes
         )
         bar = _Bar(progress, info.duration, path.name)
-        segments, frames, frame_pictures = [], [], []
+        # Only text, blob addresses and vectors accumulate; the pixels of a segment are dropped with it,
+        # so memory does not grow with the length of the video.
+        segments, frames, frame_vectors = [], [], []
         try:
             for segment in segment_video(path, video_config):
                 spoken = " ".join(s.text.strip() for s in transcript if segment.t_start <= _mid(s) < segment.t_end)
-                keyframes, seen_text = [], []
+                keyframes, seen_text, segment_frames = [], [], []
                 for kf in segment.keyframes:
                     data = _jpeg(kf.image)
                     blob = self.memory.blobs.put(data, suffix=".jpg")
@@ -234,7 +242,7 @@ class MediaIngestor:
                     if on_screen and on_screen not in seen_text:
                         seen_text.append(on_screen)
                     keyframes.append({"t": round(kf.t, 3), "blob": blob, "scene_cut": kf.scene_cut})
-                    frames.append(
+                    segment_frames.append(
                         Item.make(
                             modality="image",
                             text=_labelled("text on screen", on_screen),
@@ -248,7 +256,6 @@ class MediaIngestor:
                             metadata={"keyframe": True},
                         )  # fmt: skip
                     )
-                    frame_pictures.append(kf.image)
                 segments.append(
                     Item.make(
                         modality="video",
@@ -268,12 +275,20 @@ class MediaIngestor:
                         },
                     )  # fmt: skip
                 )
+                self._embed_frames(segment_frames, [kf.image for kf in segment.keyframes], frame_vectors)
+                frames += segment_frames
                 bar.update(segment.t_end)
         finally:
             bar.close()
         if not segments:
             raise CorruptInput(f"{path} decoded to no video frames; it is empty or unreadable")
-        vectors = self._image_vectors([f.id for f in frames], frame_pictures)
+        vectors = {}
+        if frame_vectors:
+            import numpy as np
+
+            from omnimem.memory.core import IMAGE_SPACE
+
+            vectors = {IMAGE_SPACE: ([f.id for f in frames], np.concatenate(frame_vectors))}
         ids = self.memory._add(segments + frames, vectors)
         return ids[: len(segments)]
 

@@ -173,3 +173,18 @@ def test_ingest_folder_goes_on_past_bad_files_and_reports(tmp_path, minilm, data
         assert mem.search("lighthouse", k=1)[0].metadata["title"] == "notes"
         again = mem.ingest(folder)
         assert not again.added and again.skipped[str(folder / "speech.flac")] == "already in memory"
+
+
+@pytest.mark.slow
+def test_video_keyframes_land_in_the_image_space(tmp_path, hash_encoder):
+    from omnimem.encoders.clip import OpenClipEncoder
+
+    clip = OpenClipEncoder.from_pretrained(str(write_tiny_open_clip(tmp_path / "clip")))
+    path = write_video(tmp_path / "v.mp4")
+    config = omnimem.MemoryConfig(media=omnimem.config.MediaConfig(ocr=False, segment_s=8.0))
+    with omnimem.Memory.open(tmp_path / "m", encoder=hash_encoder, image_encoder=clip, config=config) as mem:
+        ids = mem.add_video(path)
+        frames = sum(len(mem.get(i).metadata["keyframes"]) for i in ids)
+        assert frames >= len(ids) and len(mem.indexes["image"]) == frames
+        hit = mem.search("a frame", k=1, retrievers=("image",))[0]
+        assert hit.modality == "image" and hit.t_start is not None and hit.source == str(path)

@@ -21,9 +21,11 @@ from typing import Any
 from omnimem.config import MemoryConfig, load_config
 from omnimem.encoders import Encoder, create_encoder
 from omnimem.errors import ConfigError, NotFound
+from omnimem.memory.episodes import EpisodicMemory
 from omnimem.memory.media import IngestReport, MediaIngestor
 from omnimem.retrieval.hybrid import hybrid_search
 from omnimem.stores import FileBlobStore, Filters, SQLiteRecordStore, SyncedIndex
+from omnimem.stores.nodes import Node
 from omnimem.types import MODALITIES, Hit, Item, to_iso
 
 __all__ = ["Memory", "TEXT_SPACE", "IMAGE_SPACE"]
@@ -45,6 +47,7 @@ class Memory:
         self.path = path
         self.image_encoder = image_encoder
         self._media: MediaIngestor | None = None
+        self.episodic = EpisodicMemory(self)
         self.config = config
         self.store = store
         self.encoder = encoder
@@ -56,7 +59,8 @@ class Memory:
     @classmethod
     def open(
         cls, path: str | os.PathLike[str], *, config: MemoryConfig | None = None,
-        encoder: Encoder | None = None, image_encoder: Encoder | None = None, create: bool = True,
+        encoder: Encoder | None = None, image_encoder: Encoder | None = None, generator: Any = None,
+        create: bool = True,
     ) -> Memory:  # fmt: skip
         """Create or reopen the memory in directory ``path``.
 
@@ -64,7 +68,8 @@ class Memory:
         one ``config.encoder`` names). A reopened one uses its saved ``config.json``; a given config
         may change search and index settings, never the encoder, and a given encoder must be the
         one that built it. ``image_encoder`` (a CLIP-like encoder of text and images) adds an
-        image embedding space; ``config.media`` may name one to build instead.
+        image embedding space; ``config.media`` may name one to build instead. ``generator`` (an
+        ``omnimem.vlm`` Generator) writes episode summaries; without one they are extractive.
         """
         if isinstance(path, (bytes, int)) or not isinstance(path, (str, os.PathLike)):
             raise ConfigError(f"path must be a str or os.PathLike, got {type(path).__name__}")
@@ -112,7 +117,9 @@ class Memory:
         except BaseException:
             store.close()
             raise
-        return cls(root, cfg, store, encoder, indexes, FileBlobStore(root / "blobs"), image_encoder)
+        memory = cls(root, cfg, store, encoder, indexes, FileBlobStore(root / "blobs"), image_encoder)
+        memory.episodic = EpisodicMemory(memory, generator=generator)
+        return memory
 
     def __enter__(self) -> Memory:
         return self
@@ -338,6 +345,22 @@ class Memory:
             query, store=self.store, dense=dense, k=k, config=self.config.search,
             filters=None if filters.is_empty() else filters, bm25="bm25" in retrievers,
         )  # fmt: skip
+
+    # -- the episodic tree (omnimem.memory.episodes) ----------------------------------------
+    def episodes(
+        self, level: str | None = None, *, episode: str | None = None, since: Any = None, until: Any = None
+    ) -> list[Node]:
+        """Sessions and episodes (with spans and summaries) overlapping ``[since, until)``, in time order."""
+        self._check_open()
+        return self.episodic.nodes(level, episode=episode, since=since, until=until)
+
+    def timeline(
+        self, episode: str, *, t_start: float | None = None, t_end: float | None = None, since: Any = None,
+        until: Any = None,
+    ) -> list[Item]:  # fmt: skip
+        """Items of one episode inside a media span (seconds) and/or an event-time range, in order."""
+        self._check_open()
+        return self.episodic.timeline(episode, t_start=t_start, t_end=t_end, since=since, until=until)
 
     # -- maintenance -------------------------------------------------------------------------
     def check(self, *, repair: bool = True) -> dict[str, Any]:

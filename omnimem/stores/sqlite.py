@@ -22,6 +22,7 @@ import sqlite_utils
 
 from omnimem.errors import ConfigError, CorruptInput, MemoryLocked, NotFound, StorageError
 from omnimem.stores.base import Filters
+from omnimem.stores.nodes import NODE_COLUMNS, Node, migration_nodes, node_items_where, node_keys, row_node, touch_nodes
 from omnimem.types import Item, utc_now
 
 __all__ = ["SQLiteRecordStore", "SCHEMA_VERSION", "fts_query", "Vectors"]
@@ -94,7 +95,7 @@ def _migration_1(db: sqlite_utils.Database) -> None:
 
 
 # Forward migrations: MIGRATIONS[i] takes the schema from version i to i + 1.
-MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_migration_1]
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_migration_1, migration_nodes]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
@@ -178,6 +179,7 @@ class SQLiteRecordStore:
                 if cursor.rowcount:
                     added.append(item.id)
             fresh = set(added)
+            touch_nodes(conn, node_keys(item for item in items if item.id in fresh))
             for space, (dim, rows) in vectors.items():
                 new_rows = [(i, v) for i, v in rows.items() if i in fresh]
                 for item_id, vector in new_rows:
@@ -219,14 +221,62 @@ class SQLiteRecordStore:
         deleted: list[str] = []
         with self.transaction() as conn:
             spaces: set[str] = set()
+            pairs: set[tuple[str | None, str | None]] = set()
             for item_id in dict.fromkeys(ids):
+                pairs.update(conn.execute("SELECT episode, session FROM items WHERE id = ?", (item_id,)).fetchall())
                 spaces.update(r[0] for r in conn.execute("SELECT space FROM vectors WHERE item_id = ?", (item_id,)))
                 conn.execute("DELETE FROM vectors WHERE item_id = ?", (item_id,))
                 if conn.execute("DELETE FROM items WHERE id = ?", (item_id,)).rowcount:
                     deleted.append(item_id)
             for space in spaces:
                 conn.execute("UPDATE spaces SET generation = generation + 1 WHERE space = ?", (space,))
+            touch_nodes(conn, node_keys(Item.make(text="", episode=e, session=s) for e, s in pairs))
         return deleted
+
+    # -- episodic tree nodes (omnimem.stores.nodes) ------------------------------------------
+    def nodes(
+        self, *, level: str | None = None, episode: str | None = None, since: str | None = None,
+        until: str | None = None, dirty: bool | None = None, ids: Sequence[str] | None = None,
+    ) -> list[Node]:  # fmt: skip
+        """Sessions / episodes, in time order; ``since``/``until`` keep nodes whose span overlaps."""
+        clauses, params = [], []
+        for column, value in (("level", level), ("episode", episode)):
+            if value is not None:
+                clauses.append(f"{column} = ?")
+                params.append(value)
+        if dirty is not None:
+            clauses.append("dirty = ?")
+            params.append(int(dirty))
+        if since is not None:
+            clauses.append("last_time >= ?")
+            params.append(since)
+        if until is not None:
+            clauses.append("first_time < ?")
+            params.append(until)
+        if ids is not None:
+            clauses.append(f"id IN ({', '.join('?' * len(ids))})" if ids else "0")
+            params += list(ids)
+        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+        sql = f"SELECT {', '.join(NODE_COLUMNS)} FROM nodes {where} ORDER BY first_time, t_start, id"
+        return [row_node(r) for r in self._read(sql, params)]
+
+    def node_item_ids(self, node: Node, *, limit: int | None = None) -> list[str]:
+        """Ids of the items under ``node`` in time order (the latest ``limit`` when given)."""
+        where, params = node_items_where(node)
+        order = "ORDER BY event_time DESC, t_start DESC, rowid DESC" if limit else "ORDER BY event_time, t_start, rowid"
+        rows = self._read(f"SELECT id FROM items WHERE {where} {order} LIMIT ?", (*params, limit or -1))
+        ids = [r[0] for r in rows]
+        return ids[::-1] if limit else ids
+
+    def set_summary(self, node: Node, summary: str, kind: str) -> bool:
+        """Write a node's summary; its dirty flag clears only if no item changed since ``node`` was read.
+
+        Returns whether the summary is current (False: items arrived meanwhile, refresh again).
+        """
+        with self.transaction() as conn:
+            conn.execute("UPDATE nodes SET summary = ?, summary_kind = ? WHERE id = ?", (summary, kind, node.id))
+            cursor = conn.execute("UPDATE nodes SET dirty = 0 WHERE id = ? AND version = ?", (node.id, node.version))
+            return bool(cursor.rowcount)
 
     def has_episode(self, episode: str) -> bool:
         """Whether any item belongs to ``episode`` (a media file's episode id, a conversation ...)."""

@@ -124,7 +124,7 @@ class EpisodicMemory:
         if until is not None:
             clauses.append("event_time < ?")
             params.append(to_iso(until))
-        rows = self.memory.store._read(
+        rows = self.memory.store.read(
             f"SELECT id FROM items WHERE {' AND '.join(clauses)} ORDER BY t_start, event_time, rowid", params
         )
         return [item for item in self.memory.store.get([r[0] for r in rows]) if item is not None]

@@ -373,7 +373,7 @@ class MediaIngestor:
         return path, f"file:{file_digest(path)[:24]}"
 
     def _episode_ids(self, episode: str) -> list[str]:
-        rows = self.memory.store._read("SELECT id FROM items WHERE episode = ? ORDER BY t_start, rowid", (episode,))
+        rows = self.memory.store.read("SELECT id FROM items WHERE episode = ? ORDER BY t_start, rowid", (episode,))
         return [r[0] for r in rows]
 
 

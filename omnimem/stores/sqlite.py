@@ -158,6 +158,10 @@ class SQLiteRecordStore:
                     self.conn.execute("ROLLBACK")
                     raise _translate(e, self.path) from e
 
+    def read(self, sql: str, params: Sequence[Any] = ()) -> list[tuple]:
+        """Run a read-only SQL query under the store's lock (for layers above that own tables here)."""
+        return self._read(sql, params)
+
     def _read(self, sql: str, params: Sequence[Any] = ()) -> list[tuple]:
         with self._lock:
             try:

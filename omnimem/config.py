@@ -20,6 +20,7 @@ __all__ = [
     "SearchConfig",
     "StoreConfig",
     "MediaConfig",
+    "GraphConfig",
     "MemoryConfig",
     "load_config",
     "CONFIG_VERSION",
@@ -127,6 +128,17 @@ class MediaConfig:
 
 
 @dataclass(frozen=True)
+class GraphConfig:
+    """The M3KG knowledge graph built from items (see omnimem.graph)."""
+
+    extract_on_add: bool = True  # run the fast spaCy extractor on every add (no LLM)
+    spacy_model: str = "en_core_web_sm"  # spaCy pipeline name; the default is the packaged one
+
+    def __post_init__(self) -> None:
+        _check(bool(self.spacy_model), "graph.spacy_model must name a spaCy pipeline")
+
+
+@dataclass(frozen=True)
 class MemoryConfig:
     """Everything that built a memory; saved as ``config.json`` so it reopens with no arguments."""
 
@@ -135,6 +147,7 @@ class MemoryConfig:
     search: SearchConfig = field(default_factory=SearchConfig)
     store: StoreConfig = field(default_factory=StoreConfig)
     media: MediaConfig = field(default_factory=MediaConfig)
+    graph: GraphConfig = field(default_factory=GraphConfig)
     version: int = CONFIG_VERSION  # config format version
 
     def to_dict(self) -> dict[str, Any]:
@@ -147,7 +160,7 @@ class MemoryConfig:
     def from_dict(cls, data: dict[str, Any]) -> MemoryConfig:
         parts = {
             "encoder": EncoderConfig, "index": IndexConfig, "search": SearchConfig, "store": StoreConfig,
-            "media": MediaConfig,
+            "media": MediaConfig, "graph": GraphConfig,
         }  # fmt: skip
         kwargs: dict[str, Any] = {}
         for key, value in data.items():

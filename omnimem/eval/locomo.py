@@ -122,7 +122,9 @@ def evaluate_locomo(
                     recalls: dict[str, float] = {}
                     for system, retrievers in SYSTEMS.items():
                         q0 = time.perf_counter()
-                        hits = mem.search(str(qa["question"]), k=kmax, retrievers=retrievers)
+                        hits = mem.search(
+                            str(qa["question"]), k=kmax, retrievers=retrievers, neighbours=system == "hybrid"
+                        )
                         if system == "hybrid":
                             query_times.append(time.perf_counter() - q0)
                         recalls.update(recalls_at(system, [h.metadata.get("dia_id") for h in hits], gold, ks))

@@ -72,7 +72,7 @@ def evaluate_musique(
             recalls: dict[str, float] = {}
             for system, retrievers in SYSTEMS.items():
                 q0 = time.perf_counter()
-                hits = mem.search(q["question"], k=kmax, retrievers=retrievers)
+                hits = mem.search(q["question"], k=kmax, retrievers=retrievers, neighbours=system == "hybrid")
                 if system == "hybrid":
                     query_times.append(time.perf_counter() - q0)
                 found = [_key(h.metadata.get("title", ""), h.text) for h in hits]

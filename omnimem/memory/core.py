@@ -339,11 +339,13 @@ class Memory:
         self, query: str, k: int = 10, *, modalities: Sequence[str] | None = None,
         sessions: Sequence[str] | None = None, speakers: Sequence[str] | None = None,
         since: Any = None, until: Any = None, retrievers: Sequence[str] = ("dense", "bm25", "image"),
+        neighbours: bool = True,
     ) -> list[Hit]:  # fmt: skip
         """The k items that best match ``query``, best first.
 
         Retrievers: "dense" (text space), "bm25" (FTS5) and "image" (text-to-image search in the
-        image space, used only when the memory has one), fused as ``config.search`` says.
+        image space, used only when the memory has one), fused as ``config.search`` says; with
+        ``neighbours`` a turn also borrows from the adjacent turns of its session.
         """
         self._check_open()
         if not isinstance(query, str) or not query.strip():
@@ -369,7 +371,7 @@ class Memory:
             dense["image"] = (self.indexes[IMAGE_SPACE].search, vector)
         return hybrid_search(
             query, store=self.store, dense=dense, k=k, config=self.config.search,
-            filters=None if filters.is_empty() else filters, bm25="bm25" in retrievers,
+            filters=None if filters.is_empty() else filters, bm25="bm25" in retrievers, neighbours=neighbours,
         )  # fmt: skip
 
     # -- the episodic tree (omnimem.memory.episodes) ----------------------------------------

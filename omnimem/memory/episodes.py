@@ -80,6 +80,13 @@ def _first_sentence(text: str, limit: int) -> str:
     return sentence if len(sentence) <= limit else sentence[: limit - 1].rstrip() + "…"
 
 
+def _quote(item: Item, limit: int) -> str:
+    """``"Speaker: first sentence"`` (the title for a passage; no prefix when it has neither)."""
+    who = item.speaker or item.metadata.get("title")
+    text = _first_sentence(item.text, limit)
+    return f"{who}: {text}" if who else text
+
+
 class EpisodicMemory:
     """Reads the episodic tree of one memory and keeps its summaries fresh."""
 
@@ -158,16 +165,11 @@ class EpisodicMemory:
             text = self._llm_summary(node, chosen)
             if text:
                 return text, "llm"
-        quotes = [
-            f"{i.heading}: {_first_sentence(i.text, self.config.item_chars)}"
-            if i.heading
-            else _first_sentence(i.text, self.config.item_chars)
-            for i in chosen[:k]
-        ]
+        quotes = [_quote(i, self.config.item_chars) for i in chosen[:k]]
         return " … ".join(quotes), "extractive"
 
     def _llm_summary(self, node: Node, items: list[Item]) -> str:
-        listing = "\n".join(f"[E{n + 1}] {i.heading + ': ' if i.heading else ''}{i.text}" for n, i in enumerate(items))
+        listing = "\n".join(f"[E{n + 1}] {_quote(i, 10_000)}" for n, i in enumerate(items))
         messages = [
             {
                 "role": "system",

@@ -16,6 +16,7 @@ import numpy as np
 
 from omnimem.config import SearchConfig
 from omnimem.retrieval.fusion import convex_fusion, reciprocal_rank_fusion
+from omnimem.retrieval.neighbours import neighbour_smoothing
 from omnimem.stores.base import Filters, RecordStore
 from omnimem.types import Hit, Item
 
@@ -49,13 +50,16 @@ def hybrid_search(
     config: SearchConfig,
     filters: Filters | None = None,
     bm25: bool = True,
+    neighbours: bool = True,
 ) -> list[Hit]:
     """Top-k hits for ``query``, fused from dense searches and BM25.
 
     ``dense`` maps a retriever name ("dense" for the text space, "image" for the image space) to its
     search function and the query's vector in that space. Cosine scores of the text space are used
     as they are; BM25 and image-space scores (CLIP text-image cosines live in a narrow band) are
-    divided by the query's best score, so each lies in [0, 1] before the convex fusion.
+    divided by the query's best score, so each lies in [0, 1] before the convex fusion. With
+    ``neighbours`` (and ``config.neighbour_weight`` > 0) turns then borrow from adjacent turns
+    (:func:`~omnimem.retrieval.neighbours.neighbour_smoothing`).
     """
     scored: dict[str, list[tuple[str, float]]] = {}
     weights = {"dense": config.dense_weight, "bm25": config.bm25_weight, "image": config.image_weight}
@@ -68,12 +72,20 @@ def hybrid_search(
         scored["bm25"] = _by_best(store.bm25(query, config.candidates, filters))
     if config.fusion == "rrf":
         rankings = {name: [i for i, _ in pairs] for name, pairs in scored.items()}
-        fused = reciprocal_rank_fusion(rankings, k=config.rrf_k, weights=weights)[:k]
+        fused = reciprocal_rank_fusion(rankings, k=config.rrf_k, weights=weights)
     else:
-        fused = convex_fusion(scored, weights=weights)[:k] if scored else []
+        fused = convex_fusion(scored, weights=weights) if scored else []
+    if neighbours and config.neighbour_weight > 0 and hasattr(store, "neighbours"):
+        fused = neighbour_smoothing(
+            fused, store.neighbours, beta=config.neighbour_weight, expand=config.neighbour_expand
+        )
+        if filters is not None and not filters.is_empty():  # neighbours may fall outside the filters
+            found = {i.id: i for i in store.get([f.id for f in fused]) if i is not None}
+            fused = [f for f in fused if f.id in found and filters.matches(found[f.id])]
+    fused = fused[:k]
     items: list[Item | None] = store.get([f.id for f in fused])
     return [
-        Hit.from_item(item, f.score, tuple(name for name in scored if name in f.ranks), f.ranks)
+        Hit.from_item(item, f.score, tuple(name for name in (*scored, "context") if name in f.ranks), f.ranks)
         for f, item in zip(fused, items)
         if item is not None
     ]

@@ -282,6 +282,29 @@ class SQLiteRecordStore:
             cursor = conn.execute("UPDATE nodes SET dirty = 0 WHERE id = ? AND version = ?", (node.id, node.version))
             return bool(cursor.rowcount)
 
+    def neighbours(self, ids: Sequence[str]) -> dict[str, tuple[str | None, str | None]]:
+        """For each id, the previous and next item of the same (episode, session), in insertion order.
+
+        Items outside any session have no neighbours. Used to give a turn the context of the turns
+        around it (the question before an answer, the answer after a question).
+        """
+        out: dict[str, tuple[str | None, str | None]] = {}
+        for item_id in dict.fromkeys(ids):
+            rows = self._read("SELECT rowid, episode, session FROM items WHERE id = ?", (item_id,))
+            if not rows or rows[0][2] is None:
+                continue
+            rowid, episode, session = rows[0]
+            same = "session = ? AND episode IS ?"
+            before = self._read(
+                f"SELECT id FROM items WHERE {same} AND rowid < ? ORDER BY rowid DESC LIMIT 1",
+                (session, episode, rowid),
+            )
+            after = self._read(
+                f"SELECT id FROM items WHERE {same} AND rowid > ? ORDER BY rowid LIMIT 1", (session, episode, rowid)
+            )
+            out[item_id] = (before[0][0] if before else None, after[0][0] if after else None)
+        return out
+
     def has_episode(self, episode: str) -> bool:
         """Whether any item belongs to ``episode`` (a media file's episode id, a conversation ...)."""
         return bool(self._read("SELECT 1 FROM items WHERE episode = ? LIMIT 1", (episode,)))

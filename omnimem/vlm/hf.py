@@ -134,7 +134,10 @@ class HFGenerator:
             )
         return template_owner.apply_chat_template(chat, add_generation_prompt=True, tokenize=False)
 
-    def _inputs(self, messages: MessagesLike, images: Sequence[Any]) -> dict[str, Any]:
+    def prepare(self, messages: MessagesLike, images: Sequence[Any] = ()) -> dict[str, Any]:
+        """The model inputs for ``messages`` (+ ``images`` on the last user turn), on the model's device:
+        ``input_ids (1, n)``, ``attention_mask``, and for VLMs the processor's ``pixel_values``,
+        ``image_grid_thw``, ``mm_token_type_ids`` ... as ``model(**inputs)`` takes them."""
         prompt = self._render(messages, len(images))
         if self.is_vlm:
             pictures = [load_image(img) for img in images] or None
@@ -143,7 +146,8 @@ class HFGenerator:
             inputs = self.tokenizer([prompt], add_special_tokens=False, return_tensors="pt")
         return {k: v.to(self.device) if hasattr(v, "to") else v for k, v in inputs.items()}
 
-    def _generate_kwargs(self, max_new_tokens: int, temperature: float) -> dict[str, Any]:
+    def generate_kwargs(self, max_new_tokens: int, temperature: float) -> dict[str, Any]:
+        """``model.generate`` options for greedy (``temperature=0``) or sampled decoding."""
         kwargs: dict[str, Any] = {"max_new_tokens": max_new_tokens, "do_sample": temperature > 0}
         if temperature > 0:
             kwargs["temperature"] = temperature
@@ -169,10 +173,10 @@ class HFGenerator:
 
         check_generation_args(max_new_tokens, temperature)
         start = time.perf_counter()
-        inputs = self._inputs(messages, images)
+        inputs = self.prepare(messages, images)
         n_in = int(inputs["input_ids"].shape[1])
         with self._lock, torch.inference_mode():
-            out = self.model.generate(**inputs, **self._generate_kwargs(max_new_tokens, temperature))
+            out = self.model.generate(**inputs, **self.generate_kwargs(max_new_tokens, temperature))
         new = out[0, n_in:]
         text = self.tokenizer.decode(new, skip_special_tokens=True).strip()
         return Generation(
@@ -195,9 +199,9 @@ class HFGenerator:
         from transformers import TextIteratorStreamer
 
         check_generation_args(max_new_tokens, temperature)
-        inputs = self._inputs(messages, images)
+        inputs = self.prepare(messages, images)
         streamer = TextIteratorStreamer(self.tokenizer, skip_prompt=True, skip_special_tokens=True)
-        kwargs = {**inputs, **self._generate_kwargs(max_new_tokens, temperature), "streamer": streamer}
+        kwargs = {**inputs, **self.generate_kwargs(max_new_tokens, temperature), "streamer": streamer}
         errors: list[BaseException] = []
 
         def run() -> None:

@@ -46,12 +46,12 @@ def tiny_tokenizer(specials: list[str], vocab_size: int = 400):
     )
 
 
-def _text_config(vocab_size: int, tokenizer) -> dict:
+def _text_config(vocab_size: int, tokenizer, layers: int = 2) -> dict:
     return dict(
         vocab_size=vocab_size,
         hidden_size=64,
         intermediate_size=128,
-        num_hidden_layers=2,
+        num_hidden_layers=layers,
         num_attention_heads=4,
         num_key_value_heads=2,
         max_position_embeddings=512,
@@ -61,8 +61,9 @@ def _text_config(vocab_size: int, tokenizer) -> dict:
     )
 
 
-def build_tiny_qwen2vl(path: Path) -> Path:
-    """A 2-layer Qwen2-VL (hidden 64, vision depth 2) with a 400-token vocabulary, saved to ``path``."""
+def build_tiny_qwen2vl(path: Path, *, layers: int = 2, max_pixels: int = 112 * 112) -> Path:
+    """A ``layers``-layer Qwen2-VL (hidden 64, vision depth 2) with a 400-token vocabulary, saved to
+    ``path``; its processor resizes images to at most ``max_pixels`` (112 x 112: 16 visual tokens)."""
     import torch
     from transformers import (
         Qwen2VLConfig,
@@ -76,7 +77,7 @@ def build_tiny_qwen2vl(path: Path) -> Path:
                 "<|image_pad|>", "<|video_pad|>"]  # fmt: skip
     tokenizer = tiny_tokenizer(specials)
     ids = {t: tokenizer.convert_tokens_to_ids(t) for t in specials}
-    text = _text_config(len(tokenizer), tokenizer)
+    text = _text_config(len(tokenizer), tokenizer, layers)
     text["rope_parameters"] = {"rope_type": "default", "mrope_section": [2, 3, 3], "rope_theta": 10000.0}
     config = Qwen2VLConfig(
         text_config=text,
@@ -98,11 +99,11 @@ def build_tiny_qwen2vl(path: Path) -> Path:
     )
     torch.manual_seed(0)
     model = Qwen2VLForConditionalGeneration(config).eval()
-    image_processor = Qwen2VLImageProcessor(min_pixels=56 * 56, max_pixels=112 * 112, patch_size=14, merge_size=2)
+    image_processor = Qwen2VLImageProcessor(min_pixels=56 * 56, max_pixels=max_pixels, patch_size=14, merge_size=2)
     processor = Qwen2VLProcessor(
         image_processor=image_processor,
         tokenizer=tokenizer,
-        video_processor=Qwen2VLVideoProcessor(min_pixels=56 * 56, max_pixels=112 * 112),
+        video_processor=Qwen2VLVideoProcessor(min_pixels=56 * 56, max_pixels=max_pixels),
         chat_template=chat_template("<|vision_start|><|image_pad|><|vision_end|>"),
     )
     model.save_pretrained(path)

@@ -3,6 +3,9 @@
     omnimem add MEMORY TEXT [--speaker S] [--timestamp T] [--session S]
     omnimem search MEMORY QUERY [--k 10] [--json]
     omnimem check MEMORY [--no-repair] [--json]
+    omnimem graph build MEMORY [--agentic] [--workers N]
+    omnimem graph export MEMORY --format graphml|json|html [--entity NAME ...] [--hops 2] -o FILE
+    omnimem graph stats MEMORY
     omnimem eval locomo|musique ...        (same as python -m omnimem.eval)
 
 Exit codes: 0 success, 1 a check found problems it could not repair, 2 bad input or a library error.
@@ -41,6 +44,21 @@ def _parser() -> argparse.ArgumentParser:
     check.add_argument("--no-repair", action="store_true")
     check.add_argument("--json", action="store_true")
 
+    graph = sub.add_parser("graph", help="build, export and inspect the M3KG knowledge graph")
+    gsub = graph.add_subparsers(dest="graph_command", required=True)
+    gbuild = gsub.add_parser("build", help="extract the graph from every item not yet processed (resumable)")
+    gbuild.add_argument("memory")
+    gbuild.add_argument("--agentic", action="store_true", help="LLM agents (packaged SmolLM2) instead of spaCy rules")
+    gbuild.add_argument("--workers", type=int, default=1)
+    gexport = gsub.add_parser("export", help="write the graph, or an entity neighbourhood, as GraphML, JSON or HTML")
+    gexport.add_argument("memory")
+    gexport.add_argument("--format", choices=("graphml", "json", "html"), required=True)
+    gexport.add_argument("--entity", action="append", default=[], metavar="NAME")
+    gexport.add_argument("--hops", type=int, default=2)
+    gexport.add_argument("-o", "--output", required=True)
+    gstats = gsub.add_parser("stats", help="graph counts, coverage and job progress")
+    gstats.add_argument("memory")
+
     sub.add_parser("eval", help="retrieval evaluations (see python -m omnimem.eval --help)", add_help=False)
     return parser
 
@@ -70,6 +88,8 @@ def main(argv: list[str] | None = None) -> int:
                         who = f"{hit.speaker}: " if hit.speaker else ""
                         print(f"{hit.score:.3f}  {hit.id[:12]}  {who}{hit.text}")
             return 0
+        if args.command == "graph":
+            return _graph(args)
         if args.command == "check":
             with Memory.open(args.memory, create=False) as mem:
                 report = mem.check(repair=not args.no_repair)
@@ -79,6 +99,28 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     return 2  # pragma: no cover - argparse rejects unknown commands first
+
+
+def _graph(args: argparse.Namespace) -> int:
+    from omnimem.memory import Memory
+
+    with Memory.open(args.memory, create=False) as mem:
+        if args.graph_command == "build":
+            from omnimem.agents.kg_build import build_graph
+
+            report = build_graph(mem, agentic=args.agentic, workers=args.workers)
+            print(json.dumps(report.to_dict(), indent=2))
+            return 0 if not report.failures else 1
+        if args.graph_command == "export":
+            from omnimem.graph.export import export_graph
+
+            path = export_graph(mem.graph, format=args.format, output=args.output, entity=args.entity, hops=args.hops)
+            print(path)
+            return 0
+        from omnimem.graph.jobs import graph_stats
+
+        print(json.dumps(graph_stats(mem), indent=2))
+        return 0
 
 
 if __name__ == "__main__":

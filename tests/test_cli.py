@@ -38,3 +38,18 @@ def test_eval_is_forwarded(tmp_path, capsys):
     bad = tmp_path / "bad.json"
     bad.write_text("[]x")
     assert main(["eval", "locomo", "--data", str(bad), "--encoder", "hash"]) == 2
+
+
+def test_graph_build_stats_export(tmp_path, capsys):
+    path = _hash_memory(tmp_path)
+    assert main(["add", path, "Alice moved to Berlin in March.", "--speaker", "Alice"]) == 0
+    capsys.readouterr()
+    assert main(["graph", "build", path]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["failures"] == []
+    assert main(["graph", "stats", path]) == 0
+    stats = json.loads(capsys.readouterr().out)
+    assert stats["uncovered_triplets"] == 0 and stats["entities"] >= 2
+    out = tmp_path / "g.html"
+    assert main(["graph", "export", path, "--format", "html", "--entity", "Berlin", "-o", str(out)]) == 0
+    assert "Berlin" in out.read_text() and "http://" not in out.read_text().replace("http://www.w3.org", "")

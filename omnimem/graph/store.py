@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -197,6 +197,12 @@ class GraphStore:
         with self.store.transaction() as conn:
             for eid, vec in zip(entity_ids, vectors):
                 conn.execute("UPDATE entities SET embedding = ? WHERE id = ?", (vec.tobytes(), eid))
+
+    def set_descriptions(self, descriptions: Mapping[str, str], *, overwrite: bool = False) -> int:
+        """Write entity descriptions (M3KG step 3); keeps an existing one unless ``overwrite``. Returns rows set."""
+        sql = "UPDATE entities SET description = ? WHERE id = ?" + ("" if overwrite else " AND description IS NULL")
+        with self.store.transaction() as conn:
+            return sum(conn.execute(sql, (text, eid)).rowcount for eid, text in descriptions.items() if text)
 
     # -- reads ---------------------------------------------------------------------------------
     def roots(self) -> dict[str, str]:

@@ -23,8 +23,8 @@ MODALITIES: tuple[str, ...] = ("text", "image", "audio", "video")
 
 
 def utc_now() -> str:
-    """The current time as an ISO-8601 UTC string with seconds precision."""
-    return _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat()
+    """The current time as an ISO-8601 UTC string, to the microsecond (so events order)."""
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="microseconds")
 
 
 def to_iso(value: str | _dt.datetime | _dt.date | float | int | None) -> str | None:

@@ -25,6 +25,7 @@ from omnimem.graph.builder import GraphBuilder
 from omnimem.graph.store import GraphStore
 from omnimem.memory.episodes import EpisodicMemory
 from omnimem.memory.media import IngestReport, MediaIngestor
+from omnimem.memory.semantic import Fact, FactEvent, SemanticMemory
 from omnimem.retrieval.hybrid import hybrid_search
 from omnimem.stores import FileBlobStore, Filters, SQLiteRecordStore, SyncedIndex
 from omnimem.stores.nodes import Node
@@ -45,19 +46,22 @@ class Memory:
     def __init__(
         self, path: Path, config: MemoryConfig, store: SQLiteRecordStore, encoder: Encoder,
         indexes: dict[str, SyncedIndex], blobs: FileBlobStore, image_encoder: Encoder | None = None,
+        generator: Any = None,
     ) -> None:  # fmt: skip
         self.path = path
         self.image_encoder = image_encoder
         self._media: MediaIngestor | None = None
         self.graph = GraphStore(store)
         self._builder: GraphBuilder | None = None
-        self.episodic = EpisodicMemory(self)
         self.config = config
         self.store = store
         self.encoder = encoder
         self.indexes = indexes
         self.blobs = blobs
         self._closed = False
+        self.generator = generator  # an omnimem.vlm Generator for summaries and fact checks, or None
+        self.episodic = EpisodicMemory(self, generator=generator)
+        self.semantic = SemanticMemory(self, generator=generator)
 
     # -- opening -----------------------------------------------------------------------------
     @classmethod
@@ -121,9 +125,7 @@ class Memory:
         except BaseException:
             store.close()
             raise
-        memory = cls(root, cfg, store, encoder, indexes, FileBlobStore(root / "blobs"), image_encoder)
-        memory.episodic = EpisodicMemory(memory, generator=generator)
-        return memory
+        return cls(root, cfg, store, encoder, indexes, FileBlobStore(root / "blobs"), image_encoder, generator)
 
     def __enter__(self) -> Memory:
         return self
@@ -257,8 +259,27 @@ class Memory:
         processes every item without graph links later."""
         try:
             self.builder.add_items(items)
+            self.semantic.observe([it.id for it in items])
         except OmnimemError as e:
             log.warning("graph extraction skipped for %d item(s): %s", len(items), e)
+
+    # -- semantic memory: facts over time (omnimem.memory.semantic) --------------------------
+    def facts(
+        self, entity: str, *, as_of: Any = None, known_at: Any = None, include_retired: bool = False
+    ) -> list[Fact]:
+        """Facts about ``entity``: current ones, or those true ``as_of`` a time, or known at a time."""
+        self._check_open()
+        return self.semantic.facts(entity, as_of=as_of, known_at=known_at, include_retired=include_retired)
+
+    def correct(self, fact_id: str, *, tail: str | None = None, note: str = "", timestamp: Any = None) -> Fact | None:
+        """Retire a wrong fact (kept as history); with ``tail``, remember the right one instead."""
+        self._check_open()
+        return self.semantic.correct(fact_id, tail=tail, note=note, timestamp=timestamp)
+
+    def fact_history(self, fact_id: str) -> list[FactEvent]:
+        """Every operation on a fact: add, reinforce, supersede(d), correct."""
+        self._check_open()
+        return self.semantic.history(fact_id)
 
     # -- media (omnimem.memory.media) --------------------------------------------------------
     @property

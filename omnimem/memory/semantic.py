@@ -1,0 +1,306 @@
+"""Semantic memory: facts (M3KG triplets) with bi-temporal validity, updates that retire, never erase.
+
+Graphiti's bi-temporal model: each fact holds in the world from ``valid_from`` to ``valid_to``
+(event times of its evidence) and is known to the memory from ``recorded_at`` until ``retired_at``.
+Mem0's operations map onto it: **add** (a new fact), **reinforce** (the same fact read again from
+new evidence: one more source), **update** (a contradicting fact supersedes the old one: the old one
+gets ``valid_to`` = the new one's ``valid_from`` and ``retired_at`` = now, and stays readable as
+history), and **correct** (an explicit correction: the wrong fact is retired and never returned by
+"as of" queries; the correction is itself remembered as an item, the new fact's evidence).
+
+Contradictions are found without an LLM for functional relations -- a head holds one value at a time
+(lives in, works at, is married to ...) -- and, when a generator is configured, by asking it about
+other facts that share head and relation. Every operation is logged in ``fact_events``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from omnimem.errors import ConfigError, NotFound
+from omnimem.graph.normalize import concept_key
+from omnimem.graph.schema import TripletRow
+from omnimem.types import to_iso, utc_now
+
+if TYPE_CHECKING:  # pragma: no cover
+    from omnimem.memory.core import Memory
+
+__all__ = ["Fact", "FactEvent", "SemanticMemory", "FUNCTIONAL_RELATIONS", "relation_family"]
+
+log = logging.getLogger(__name__)
+
+# Relation families in which a head has one value at a time; phrases as the extractor lemmatises them.
+FUNCTIONAL_RELATIONS: dict[str, tuple[str, ...]] = {
+    "residence": ("live in", "move to", "reside in", "relocate to", "settle in", "live at", "move into"),
+    "employer": ("work at", "work for", "join", "be employ by", "be hire by", "be employ at"),
+    "spouse": ("marry", "be marry to", "wed"),
+    "role": ("work as", "become", "be promote to"),
+}
+_FAMILY = {phrase: family for family, phrases in FUNCTIONAL_RELATIONS.items() for phrase in phrases}
+_NOT_VALUES = {"DATE", "TIME", "CARDINAL", "ORDINAL", "QUANTITY", "PERCENT", "MONEY"}
+
+_EVENTS_SQL = """
+CREATE TABLE IF NOT EXISTS fact_events (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, triplet_id TEXT NOT NULL, event TEXT NOT NULL,
+    other_id TEXT, item_id TEXT, at TEXT NOT NULL, note TEXT NOT NULL DEFAULT '');
+CREATE INDEX IF NOT EXISTS fact_events_triplet ON fact_events(triplet_id);
+"""
+
+
+def relation_family(relation: str) -> str | None:
+    """The functional family of a relation phrase ("moved to" and "live in" are both residence)."""
+    return _FAMILY.get(" ".join(relation.lower().split()))
+
+
+@dataclass(frozen=True)
+class Fact:
+    """A triplet as the semantic memory reads it: names, validity, status, evidence."""
+
+    id: str  # triplet id
+    head: str  # head entity name
+    relation: str  # relation phrase
+    tail: str  # tail entity name
+    sentence: str  # the sentence it was read from
+    valid_from: str | None  # ISO-8601: when it became true in the world
+    valid_to: str | None  # ISO-8601: when it stopped being true (None: still true, as far as known)
+    recorded_at: str | None  # ISO-8601 UTC: when the memory learned it
+    retired_at: str | None  # ISO-8601 UTC: when the memory retired it (superseded or corrected)
+    sources: tuple[str, ...]  # evidence item ids
+    corrected: bool = False  # retired by an explicit correction: it never held
+
+    @property
+    def current(self) -> bool:
+        return self.retired_at is None
+
+    def __str__(self) -> str:
+        span = f"[{(self.valid_from or '…')[:10]} → {(self.valid_to or 'now')[:10]}]"
+        return f"{self.head} -{self.relation}-> {self.tail} {span}{'' if self.current else ' (retired)'}"
+
+
+@dataclass(frozen=True)
+class FactEvent:
+    """One line of a fact's history."""
+
+    triplet_id: str
+    event: str  # "add" | "reinforce" | "supersede" | "superseded" | "correct"
+    other_id: str | None  # the other fact of a supersede / correction
+    item_id: str | None  # the evidence item that caused it
+    at: str  # ISO-8601 UTC
+    note: str
+
+
+class SemanticMemory:
+    """Applies fact operations to one memory's graph and answers "what was true then"."""
+
+    def __init__(self, memory: Memory, *, generator: Any = None) -> None:
+        self.memory = memory
+        self.generator = generator
+        with memory.store.transaction() as conn:  # executescript would COMMIT: run statements one by one
+            for statement in filter(None, (s.strip() for s in _EVENTS_SQL.split(";"))):
+                conn.execute(statement)
+
+    # -- operations --------------------------------------------------------------------------
+    def observe(self, item_ids: Sequence[str]) -> dict[str, int]:
+        """Log add / reinforce for the facts read from these new items, then settle contradictions."""
+        counts = {"add": 0, "reinforce": 0, "supersede": 0}
+        triplets = self.memory.graph.triplets(item_ids=list(item_ids))
+        known = self._logged({t.id for t in triplets})
+        now = utc_now()
+        fresh: list[TripletRow] = []
+        with self.memory.store.transaction() as conn:
+            for t in triplets:
+                new_sources = [s for s in t.sources if s in set(item_ids)]
+                if t.id in known:
+                    for source in new_sources:
+                        conn.execute(
+                            "INSERT INTO fact_events (triplet_id, event, item_id, at) VALUES (?, 'reinforce', ?, ?)",
+                            (t.id, source, now),
+                        )
+                        counts["reinforce"] += 1
+                else:
+                    conn.execute(
+                        "INSERT INTO fact_events (triplet_id, event, item_id, at) VALUES (?, 'add', ?, ?)",
+                        (t.id, new_sources[0] if new_sources else None, now),
+                    )
+                    counts["add"] += 1
+                    fresh.append(t)
+        for t in fresh:
+            counts["supersede"] += self._settle(t)
+        return counts
+
+    def correct(self, fact_id: str, *, tail: str | None = None, note: str = "", timestamp: Any = None) -> Fact | None:
+        """Retire a wrong fact for good; with ``tail``, remember the corrected fact in its place.
+
+        The correction is stored as an item (its text says what was corrected), which is the new
+        fact's evidence: every fact keeps a source. Returns the new fact, or None without ``tail``.
+        """
+        old = self.get(fact_id)
+        now = utc_now()
+        new_fact = None
+        if tail is not None:
+            if not isinstance(tail, str) or not tail.strip():
+                raise ConfigError("the corrected tail must be a non-empty string")
+            text = f"Correction: {old.head} {old.relation} {tail.strip()} (not {old.tail})."
+            (item_id,) = self.memory.add(text, timestamp=timestamp, metadata={"correction_of": fact_id})
+            new_fact = self._write_correction(old, tail.strip(), item_id, timestamp)
+        with self.memory.store.transaction() as conn:
+            conn.execute("UPDATE triplets SET retired_at = ? WHERE id = ? AND retired_at IS NULL", (now, fact_id))
+            conn.execute(
+                "INSERT INTO fact_events (triplet_id, event, other_id, at, note) VALUES (?, 'correct', ?, ?, ?)",
+                (fact_id, new_fact.id if new_fact else None, now, note),
+            )
+        return new_fact
+
+    def _write_correction(self, old: Fact, tail: str, item_id: str, timestamp: Any) -> Fact:
+        from omnimem.graph.schema import EntityRow
+
+        head_row = self.memory.graph.get_entity(self._row(old.id).head)
+        tail_row = EntityRow.make(tail, "CONCEPT" if tail.islower() else "ENTITY", [tail])
+        row = TripletRow.make(
+            head_row.id, old.relation, tail_row.id, f"{old.head} {old.relation} {tail}", 1.0, [item_id],
+            valid_from=to_iso(timestamp) or old.valid_from,
+        )  # fmt: skip
+        self.memory.graph.write([tail_row], [], [row])
+        self.observe([item_id])
+        return self.get(row.id)
+
+    def _settle(self, new: TripletRow) -> int:
+        """Retire the facts ``new`` contradicts (or let ``new`` be superseded if it is older)."""
+        rivals = [t for t in self._rivals(new) if t.retired_at is None]
+        retired = 0
+        for old in rivals:
+            newer, older = (new, old) if (new.valid_from or "9999") >= (old.valid_from or "") else (old, new)
+            if older.valid_from and newer.valid_from and older.valid_from == newer.valid_from and older is new:
+                newer, older = new, old  # same day: the later-learned fact wins
+            self._supersede(older, newer)
+            retired += 1
+        return retired
+
+    def _rivals(self, new: TripletRow) -> list[TripletRow]:
+        graph = self.memory.graph
+        head, tail = graph.get_entity(new.head), graph.get_entity(new.tail)
+        if tail.type in _NOT_VALUES:
+            return []
+        family = relation_family(new.relation)
+        same_head = [e.id for e in graph.find_entities(head.name)] or [new.head]
+        candidates = [t for t in graph.triplets(entity_ids=same_head) if t.head in same_head and t.id != new.id]
+        tail_key = concept_key(tail.name)
+        out = []
+        for t in candidates:
+            other_tail = graph.get_entity(t.tail)
+            if concept_key(other_tail.name) == tail_key or other_tail.type in _NOT_VALUES:
+                continue
+            if family is not None and relation_family(t.relation) == family:
+                out.append(t)
+            elif family is None and self.generator is not None and t.relation == new.relation:
+                if self._llm_contradicts(new, t):
+                    out.append(t)
+        return out
+
+    def _llm_contradicts(self, a: TripletRow, b: TripletRow) -> bool:
+        from omnimem.vlm.structured import generate_json
+
+        schema = {"type": "object", "properties": {"contradicts": {"type": "boolean"}}, "required": ["contradicts"]}
+        question = (
+            f'Fact A: "{a.sentence}"\nFact B: "{b.sentence}"\n'
+            "Can both facts be true at the same time? Answer contradicts=true if they cannot."
+        )
+        try:
+            answer = generate_json(self.generator, [{"role": "user", "content": question}], schema, retries=1)
+            return bool(answer.parsed.get("contradicts"))
+        except Exception as e:  # a model failure keeps both facts (never retire on a guess)
+            log.warning("contradiction check of %s vs %s failed: %s", a.id, b.id, e)
+            return False
+
+    def _supersede(self, older: TripletRow, newer: TripletRow) -> None:
+        now = utc_now()
+        with self.memory.store.transaction() as conn:
+            conn.execute(
+                "UPDATE triplets SET valid_to = COALESCE(valid_to, ?), retired_at = ? WHERE id = ? AND retired_at IS NULL",
+                (newer.valid_from, now, older.id),
+            )
+            conn.execute(
+                "INSERT INTO fact_events (triplet_id, event, other_id, at) VALUES (?, 'superseded', ?, ?)",
+                (older.id, newer.id, now),
+            )
+            conn.execute(
+                "INSERT INTO fact_events (triplet_id, event, other_id, at) VALUES (?, 'supersede', ?, ?)",
+                (newer.id, older.id, now),
+            )
+
+    # -- reading -----------------------------------------------------------------------------
+    def facts(
+        self, entity: str, *, as_of: Any = None, known_at: Any = None, include_retired: bool = False
+    ) -> list[Fact]:
+        """Facts whose head or tail is ``entity`` (a name), best current knowledge by default.
+
+        ``as_of``: the facts that held in the world at that time (valid time), superseded ones
+        included, corrected ones never. ``known_at``: what the memory believed at that time
+        (transaction time). ``include_retired``: the whole history.
+        """
+        ids = [e.id for e in self.memory.graph.find_entities(entity)]
+        if not ids:
+            return []
+        corrected = self._corrected()
+        out = []
+        for t in self.memory.graph.triplets(entity_ids=ids):
+            fact = self._fact(t, t.id in corrected)
+            if include_retired:
+                out.append(fact)
+            elif as_of is not None:
+                when = to_iso(as_of)
+                if (
+                    not fact.corrected
+                    and (fact.valid_from or "") <= when
+                    and (fact.valid_to is None or when < fact.valid_to)
+                ):
+                    out.append(fact)
+            elif known_at is not None:
+                when = to_iso(known_at)
+                if (fact.recorded_at or "") <= when and (fact.retired_at is None or when < fact.retired_at):
+                    out.append(fact)
+            elif fact.current:
+                out.append(fact)
+        return sorted(out, key=lambda f: (f.valid_from or "", f.recorded_at or "", f.id))
+
+    def history(self, fact_id: str) -> list[FactEvent]:
+        """Every operation on one fact, oldest first."""
+        rows = self.memory.store.read(
+            "SELECT triplet_id, event, other_id, item_id, at, note FROM fact_events WHERE triplet_id = ? ORDER BY id",
+            (fact_id,),
+        )
+        return [FactEvent(*r) for r in rows]
+
+    def get(self, fact_id: str) -> Fact:
+        return self._fact(self._row(fact_id), fact_id in self._corrected())
+
+    def _row(self, fact_id: str) -> TripletRow:
+        found = self.memory.store.read("SELECT head FROM triplets WHERE id = ?", (fact_id,))
+        if not found:
+            raise NotFound(f"no fact with id {fact_id!r}")
+        rows = [t for t in self.memory.graph.triplets(entity_ids=[found[0][0]]) if t.id == fact_id]
+        return rows[0]
+
+    def _fact(self, t: TripletRow, corrected: bool) -> Fact:
+        graph = self.memory.graph
+        return Fact(
+            t.id, graph.get_entity(t.head).name, t.relation, graph.get_entity(t.tail).name, t.sentence,
+            t.valid_from, t.valid_to, t.recorded_at, t.retired_at, t.sources, corrected,
+        )  # fmt: skip
+
+    def _logged(self, ids: set[str]) -> set[str]:
+        if not ids:
+            return set()
+        marks = ", ".join("?" * len(ids))
+        return {
+            r[0]
+            for r in self.memory.store.read(
+                f"SELECT DISTINCT triplet_id FROM fact_events WHERE triplet_id IN ({marks})", list(ids)
+            )
+        }
+
+    def _corrected(self) -> set[str]:
+        return {r[0] for r in self.memory.store.read("SELECT triplet_id FROM fact_events WHERE event = 'correct'")}

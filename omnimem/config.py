@@ -93,6 +93,7 @@ class StoreConfig:
 
     busy_timeout: float = 30.0  # seconds a writer waits for another process's write lock
     synchronous: str = "NORMAL"  # SQLite PRAGMA synchronous in WAL mode: "NORMAL" or "FULL"
+    track_access: bool = True  # count search hits per item (forgetting's decay score uses them)
 
     def __post_init__(self) -> None:
         _check(self.busy_timeout >= 0, "store.busy_timeout must be >= 0")

@@ -24,12 +24,13 @@ from omnimem.errors import ConfigError, NotFound, OmnimemError
 from omnimem.graph.builder import GraphBuilder
 from omnimem.graph.store import GraphStore
 from omnimem.memory.episodes import EpisodicMemory
+from omnimem.memory.forgetting import ForgetPolicy, ForgetReport, Forgetting
 from omnimem.memory.media import IngestReport, MediaIngestor
 from omnimem.memory.semantic import Fact, FactEvent, SemanticMemory
 from omnimem.retrieval.hybrid import hybrid_search
 from omnimem.stores import FileBlobStore, Filters, SQLiteRecordStore, SyncedIndex
 from omnimem.stores.nodes import Node
-from omnimem.types import MODALITIES, Hit, Item, to_iso
+from omnimem.types import MODALITIES, Hit, Item, to_iso, utc_now
 
 __all__ = ["Memory", "TEXT_SPACE", "IMAGE_SPACE"]
 
@@ -62,6 +63,7 @@ class Memory:
         self.generator = generator  # an omnimem.vlm Generator for summaries and fact checks, or None
         self.episodic = EpisodicMemory(self, generator=generator)
         self.semantic = SemanticMemory(self, generator=generator)
+        self.forgetting = Forgetting(self)
 
     # -- opening -----------------------------------------------------------------------------
     @classmethod
@@ -347,6 +349,30 @@ class Memory:
             self.graph.delete_item_links(deleted)
         return len(deleted)
 
+    # -- forgetting (omnimem.memory.forgetting) ----------------------------------------------
+    def forget(
+        self, ids: str | Sequence[str] | None = None, *, sessions: Sequence[str] | None = None,
+        episodes: Sequence[str] | None = None, speakers: Sequence[str] | None = None,
+        sources: Sequence[str] | None = None, before: Any = None,
+    ) -> ForgetReport:  # fmt: skip
+        """Privacy delete: items (by id or filter) and everything derived only from them, everywhere."""
+        self._check_open()
+        if ids is None:
+            ids = self.forgetting.select(
+                sessions=sessions, episodes=episodes, speakers=speakers, sources=sources, before=before
+            )
+        return self.forgetting.forget([ids] if isinstance(ids, str) else list(ids))
+
+    def prune(self, policy: ForgetPolicy | None = None, *, now: Any = None) -> ForgetReport:
+        """Archive (never drop) items whose decay score is under the policy's threshold."""
+        self._check_open()
+        return self.forgetting.prune(policy, now=now)
+
+    def restore(self, ids: str | Sequence[str]) -> list[Item]:
+        """Bring archived items back."""
+        self._check_open()
+        return self.forgetting.restore([ids] if isinstance(ids, str) else list(ids))
+
     # -- reading -----------------------------------------------------------------------------
     def get(self, id: str) -> Item:
         """The item with this id; raises :class:`~omnimem.errors.NotFound`."""
@@ -390,10 +416,13 @@ class Memory:
         if "image" in retrievers and self.image_encoder is not None:
             vector = self.image_encoder.encode([query], modality="text")[0]
             dense["image"] = (self.indexes[IMAGE_SPACE].search, vector)
-        return hybrid_search(
+        hits = hybrid_search(
             query, store=self.store, dense=dense, k=k, config=self.config.search,
             filters=None if filters.is_empty() else filters, bm25="bm25" in retrievers, neighbours=neighbours,
         )  # fmt: skip
+        if self.config.store.track_access and hits:
+            self.store.touch_access([h.id for h in hits], utc_now())
+        return hits
 
     # -- the episodic tree (omnimem.memory.episodes) ----------------------------------------
     def episodes(

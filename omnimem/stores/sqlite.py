@@ -21,6 +21,7 @@ import numpy as np
 import sqlite_utils
 
 from omnimem.errors import ConfigError, CorruptInput, MemoryLocked, NotFound, StorageError
+from omnimem.stores.archive import migration_archive
 from omnimem.stores.base import Filters
 from omnimem.stores.nodes import NODE_COLUMNS, Node, migration_nodes, node_items_where, node_keys, row_node, touch_nodes
 from omnimem.types import Item, utc_now
@@ -95,7 +96,7 @@ def _migration_1(db: sqlite_utils.Database) -> None:
 
 
 # Forward migrations: MIGRATIONS[i] takes the schema from version i to i + 1.
-MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_migration_1, migration_nodes]
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_migration_1, migration_nodes, migration_archive]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
@@ -109,6 +110,8 @@ class SQLiteRecordStore:
             self.conn = sqlite3.connect(self.path, timeout=busy_timeout, isolation_level=None, check_same_thread=False)
             self.conn.execute("PRAGMA journal_mode=WAL")
             self.conn.execute(f"PRAGMA synchronous={synchronous}")
+            # Deleted content is overwritten, not left in free pages: a privacy delete leaves no trace.
+            self.conn.execute("PRAGMA secure_delete=ON")
             self.db = sqlite_utils.Database(self.conn)
             self._migrate()
         except sqlite3.DatabaseError as e:
@@ -230,6 +233,7 @@ class SQLiteRecordStore:
                 pairs.update(conn.execute("SELECT episode, session FROM items WHERE id = ?", (item_id,)).fetchall())
                 spaces.update(r[0] for r in conn.execute("SELECT space FROM vectors WHERE item_id = ?", (item_id,)))
                 conn.execute("DELETE FROM vectors WHERE item_id = ?", (item_id,))
+                conn.execute("DELETE FROM item_stats WHERE item_id = ?", (item_id,))
                 if conn.execute("DELETE FROM items WHERE id = ?", (item_id,)).rowcount:
                     deleted.append(item_id)
             for space in spaces:
@@ -304,6 +308,85 @@ class SQLiteRecordStore:
             )
             out[item_id] = (before[0][0] if before else None, after[0][0] if after else None)
         return out
+
+    # -- forgetting: statistics and the archive (omnimem.stores.archive) ---------------------
+    def touch_access(self, ids: Sequence[str], when: str) -> None:
+        """Count one access of each item (search hits handed to a caller)."""
+        if not ids:
+            return
+        with self.transaction() as conn:
+            conn.executemany(
+                "INSERT INTO item_stats (item_id, access_count, last_access) VALUES (?, 1, ?)"
+                " ON CONFLICT(item_id) DO UPDATE SET access_count = access_count + 1, last_access = excluded.last_access",
+                [(i, when) for i in dict.fromkeys(ids)],
+            )
+
+    def set_importance(self, ids: Sequence[str], importance: float) -> None:
+        with self.transaction() as conn:
+            conn.executemany(
+                "INSERT INTO item_stats (item_id, importance) VALUES (?, ?)"
+                " ON CONFLICT(item_id) DO UPDATE SET importance = excluded.importance",
+                [(i, float(importance)) for i in ids],
+            )
+
+    def stats(self, ids: Sequence[str]) -> dict[str, tuple[int, str | None, float]]:
+        """``{id: (access_count, last_access, importance)}``; items never touched are absent."""
+        out: dict[str, tuple[int, str | None, float]] = {}
+        ids = list(ids)
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            rows = self._read(
+                f"SELECT item_id, access_count, last_access, importance FROM item_stats"
+                f" WHERE item_id IN ({', '.join('?' * len(chunk))})",
+                chunk,
+            )
+            out.update({r[0]: (r[1], r[2], r[3]) for r in rows})
+        return out
+
+    def archive(self, ids: Sequence[str], reason: str) -> list[str]:
+        """Move items (row, vectors, stats) to the archive, in one transaction; returns those moved."""
+        moved: list[str] = []
+        archived_at = utc_now()
+        items = [i for i in self.get(list(dict.fromkeys(ids))) if i is not None]
+        stats = self.stats([i.id for i in items])
+        with self.transaction() as conn:
+            for item in items:
+                payload = json.dumps(item.to_dict(), ensure_ascii=False)
+                conn.execute(
+                    "INSERT OR REPLACE INTO archive (item_id, item, stats, reason, archived_at) VALUES (?, ?, ?, ?, ?)",
+                    (item.id, payload, json.dumps(stats.get(item.id, ())), reason, archived_at),
+                )
+                conn.execute(
+                    "INSERT OR REPLACE INTO archive_vectors SELECT item_id, space, vector FROM vectors WHERE item_id = ?",
+                    (item.id,),
+                )
+                moved.append(item.id)
+        if moved:
+            self.delete(moved)
+        return moved
+
+    def archived(self) -> list[tuple[str, str, str]]:
+        """``(item id, reason, archived_at)`` of every archived item, oldest first."""
+        return [tuple(r) for r in self._read("SELECT item_id, reason, archived_at FROM archive ORDER BY archived_at")]
+
+    def restore(self, ids: Sequence[str]) -> list[Item]:
+        """Bring archived items back (row and vectors); returns them."""
+        restored: list[Item] = []
+        for item_id in dict.fromkeys(ids):
+            rows = self._read("SELECT item FROM archive WHERE item_id = ?", (item_id,))
+            if not rows:
+                raise NotFound(f"no archived item {item_id!r}")
+            data = json.loads(rows[0][0])
+            item = Item(**data)
+            vectors: dict[str, tuple[list[str], np.ndarray]] = {}
+            for space, blob in self._read("SELECT space, vector FROM archive_vectors WHERE item_id = ?", (item_id,)):
+                vectors[space] = ([item_id], np.frombuffer(blob, dtype=np.float32)[None, :].copy())
+            self.add([item], vectors)
+            with self.transaction() as conn:
+                conn.execute("DELETE FROM archive WHERE item_id = ?", (item_id,))
+                conn.execute("DELETE FROM archive_vectors WHERE item_id = ?", (item_id,))
+            restored.append(item)
+        return restored
 
     def has_episode(self, episode: str) -> bool:
         """Whether any item belongs to ``episode`` (a media file's episode id, a conversation ...)."""

@@ -3,6 +3,8 @@
     omnimem add MEMORY TEXT [--speaker S] [--timestamp T] [--session S]
     omnimem search MEMORY QUERY [--k 10] [--json]
     omnimem check MEMORY [--no-repair] [--json]
+    omnimem consolidate MEMORY
+    omnimem forget MEMORY [ID ...] [--session S] [--speaker S] [--before T]
     omnimem graph build MEMORY [--agentic] [--workers N]
     omnimem graph export MEMORY --format graphml|json|html [--entity NAME ...] [--hops 2] -o FILE
     omnimem graph stats MEMORY
@@ -59,6 +61,16 @@ def _parser() -> argparse.ArgumentParser:
     gstats = gsub.add_parser("stats", help="graph counts, coverage and job progress")
     gstats.add_argument("memory")
 
+    consolidate = sub.add_parser("consolidate", help="episodic -> semantic: graph, facts, duplicates, summaries")
+    consolidate.add_argument("memory")
+
+    forget = sub.add_parser("forget", help="privacy delete: items and everything derived only from them")
+    forget.add_argument("memory")
+    forget.add_argument("ids", nargs="*")
+    forget.add_argument("--session", action="append", dest="sessions")
+    forget.add_argument("--speaker", action="append", dest="speakers")
+    forget.add_argument("--before", help="ISO-8601: items whose event time is earlier")
+
     sub.add_parser("eval", help="retrieval evaluations (see python -m omnimem.eval --help)", add_help=False)
     return parser
 
@@ -90,6 +102,16 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         if args.command == "graph":
             return _graph(args)
+        if args.command == "consolidate":
+            with Memory.open(args.memory, create=False) as mem:
+                print(json.dumps(mem.consolidate(progress=None), indent=2))
+            return 0
+        if args.command == "forget":
+            with Memory.open(args.memory, create=False) as mem:
+                ids = args.ids or None
+                report = mem.forget(ids, sessions=args.sessions, speakers=args.speakers, before=args.before)
+                print(json.dumps({"items": report.items, "blobs": report.blobs, "triplets": report.triplets}))
+            return 0
         if args.command == "check":
             with Memory.open(args.memory, create=False) as mem:
                 report = mem.check(repair=not args.no_repair)

@@ -53,3 +53,15 @@ def test_graph_build_stats_export(tmp_path, capsys):
     out = tmp_path / "g.html"
     assert main(["graph", "export", path, "--format", "html", "--entity", "Berlin", "-o", str(out)]) == 0
     assert "Berlin" in out.read_text() and "http://" not in out.read_text().replace("http://www.w3.org", "")
+
+
+def test_consolidate_and_forget(tmp_path, capsys):
+    path = _hash_memory(tmp_path)
+    main(["add", path, "Bob lives in Oslo.", "--speaker", "Bob", "--session", "s1"])
+    main(["add", path, "Eve's secret code is 4471.", "--speaker", "Eve", "--session", "s2"])
+    capsys.readouterr()
+    assert main(["consolidate", path]) == 0
+    assert json.loads(capsys.readouterr().out)["failures"] == 0
+    assert main(["forget", path, "--speaker", "Eve"]) == 0
+    assert len(json.loads(capsys.readouterr().out)["items"]) == 1
+    assert main(["forget", path]) == 2  # neither ids nor a filter

@@ -27,6 +27,7 @@ from omnimem.memory.episodes import EpisodicMemory
 from omnimem.memory.forgetting import ForgetPolicy, ForgetReport, Forgetting
 from omnimem.memory.media import IngestReport, MediaIngestor
 from omnimem.memory.semantic import Fact, FactEvent, SemanticMemory
+from omnimem.memory.working import WorkingMemory
 from omnimem.retrieval.hybrid import hybrid_search
 from omnimem.stores import FileBlobStore, Filters, SQLiteRecordStore, SyncedIndex
 from omnimem.stores.nodes import Node
@@ -348,6 +349,43 @@ class Memory:
         if deleted:
             self.graph.delete_item_links(deleted)
         return len(deleted)
+
+    def consolidate(self, *, resolve: bool = True, progress: Any = False) -> dict[str, Any]:
+        """Episodic -> semantic: graph for new items, facts observed, duplicates merged, summaries
+        refreshed (:mod:`omnimem.memory.consolidate`). Idempotent; run it as a job."""
+        self._check_open()
+        from omnimem.memory.consolidate import consolidate
+
+        return consolidate(self, resolve=resolve, progress=progress)
+
+    def working(
+        self, *, budget_tokens: int = 1_024, session: str | None = None, episode: str | None = None,
+        count_tokens: Any = None,
+    ) -> WorkingMemory:  # fmt: skip
+        """A token-budgeted buffer of the current conversation that spills into this memory."""
+        self._check_open()
+        return WorkingMemory(
+            self, budget_tokens=budget_tokens, session=session, episode=episode, count_tokens=count_tokens
+        )
+
+    def search_image(self, image: Any, k: int = 10) -> list[Hit]:
+        """Images and keyframes that look like ``image`` (a path, PIL image or array), best first.
+
+        Needs an image encoder (``Memory.open(..., image_encoder=...)`` or ``config.media``).
+        """
+        self._check_open()
+        if self.image_encoder is None:
+            raise ConfigError(
+                f"{self.path} has no image space; open it with image_encoder=... (a CLIP-like encoder) to search by image"
+            )
+        vector = self.image_encoder.encode([image], modality="image")
+        pairs = self.indexes[IMAGE_SPACE].search(vector, k)[0]
+        items = self.store.get([i for i, _ in pairs])
+        return [
+            Hit.from_item(item, score, ("image",), {"image": rank})
+            for rank, ((_, score), item) in enumerate(zip(pairs, items), start=1)
+            if item is not None
+        ]
 
     # -- forgetting (omnimem.memory.forgetting) ----------------------------------------------
     def forget(

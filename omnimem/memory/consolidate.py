@@ -1,0 +1,86 @@
+"""Consolidation: the job that turns episodic memory into semantic memory (HippoMM's consolidation,
+MemOS / Mem0 background jobs) -- never run inside a query or an add.
+
+Steps, each idempotent and resumable on its own:
+1. *graph*: the fast extractor over every item not yet in the graph (``omnimem.graph.jobs``), with
+   entity resolution of the new entities;
+2. *facts*: facts not yet seen by the semantic memory are observed (add / reinforce / supersede);
+3. *duplicates*: after entity merges, facts with the same canonical head, relation and tail become
+   one (the survivor keeps every source, the others are removed, the merge is logged);
+4. *summaries*: every dirty session and episode summary is rewritten.
+A second run right after the first changes nothing.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+from typing import TYPE_CHECKING, Any
+
+from omnimem.types import utc_now
+
+if TYPE_CHECKING:  # pragma: no cover
+    from omnimem.memory.core import Memory
+
+__all__ = ["consolidate"]
+
+
+def consolidate(memory: Memory, *, resolve: bool = True, progress: Any = False) -> dict[str, Any]:
+    """Run the consolidation steps; returns what each changed (all zeros on a no-op run)."""
+    from omnimem.graph.jobs import build_graph
+
+    started = time.perf_counter()
+    job = build_graph(memory, resolve=resolve, progress=progress)
+    observed = _observe_unseen(memory)
+    merged = _merge_duplicate_facts(memory)
+    summaries = memory.episodic.refresh()
+    return {
+        "graph_items": job.items - job.skipped, "triplets": job.triplets, "entity_merges": job.merges,
+        "facts_observed": observed, "facts_merged": merged, "summaries": summaries,
+        "failures": len(job.failures), "seconds": round(time.perf_counter() - started, 2),
+    }  # fmt: skip
+
+
+def _observe_unseen(memory: Memory) -> int:
+    rows = memory.store.read(
+        "SELECT DISTINCT s.item_id FROM triplet_sources s"
+        " WHERE s.triplet_id NOT IN (SELECT triplet_id FROM fact_events)"
+    )
+    items = [r[0] for r in rows]
+    if not items:
+        return 0
+    counts = memory.semantic.observe(items)
+    return counts["add"]
+
+
+def _merge_duplicate_facts(memory: Memory) -> int:
+    graph = memory.graph
+    roots = graph.roots()
+    groups: dict[tuple[str, str, str], list[tuple[str, str]]] = defaultdict(list)
+    for tid, head, relation, tail, recorded in memory.store.read(
+        "SELECT id, head, relation, tail, recorded_at FROM triplets WHERE retired_at IS NULL"
+    ):
+        key = (roots.get(head, head), relation, roots.get(tail, tail))
+        groups[key].append((recorded or "", tid))
+    merged = 0
+    now = utc_now()
+    with memory.store.transaction() as conn:
+        for members in groups.values():
+            if len(members) < 2:
+                continue
+            members.sort()
+            keep = members[0][1]
+            for _, tid in members[1:]:
+                conn.execute(
+                    "INSERT OR IGNORE INTO triplet_sources (triplet_id, item_id, sentence)"
+                    " SELECT ?, item_id, sentence FROM triplet_sources WHERE triplet_id = ?",
+                    (keep, tid),
+                )
+                conn.execute("DELETE FROM triplet_sources WHERE triplet_id = ?", (tid,))
+                conn.execute("DELETE FROM triplets WHERE id = ?", (tid,))
+                conn.execute(
+                    "INSERT INTO fact_events (triplet_id, event, other_id, at) VALUES (?, 'merge', ?, ?)",
+                    (keep, tid, now),
+                )
+                merged += 1
+    return merged

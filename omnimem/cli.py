@@ -8,6 +8,7 @@
     omnimem graph build MEMORY [--agentic] [--workers N]
     omnimem graph export MEMORY --format graphml|json|html [--entity NAME ...] [--hops 2] -o FILE
     omnimem graph stats MEMORY
+    omnimem serve ROOT [--host 127.0.0.1] [--port 8000] [--api-key KEY] [--allowed-root DIR]
     omnimem eval locomo|musique ...        (same as python -m omnimem.eval)
 
 Exit codes: 0 success, 1 a check found problems it could not repair, 2 bad input or a library error.
@@ -18,8 +19,10 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from dataclasses import asdict
+from pathlib import Path
 
 from omnimem.errors import OmnimemError
 
@@ -71,6 +74,13 @@ def _parser() -> argparse.ArgumentParser:
     forget.add_argument("--speaker", action="append", dest="speakers")
     forget.add_argument("--before", help="ISO-8601: items whose event time is earlier")
 
+    serve = sub.add_parser("serve", help="REST server over the memories under ROOT (OpenAPI at /docs)")
+    serve.add_argument("root")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--api-key", default=os.environ.get("OMNIMEM_API_KEY"), help="default: $OMNIMEM_API_KEY")
+    serve.add_argument("--allowed-root", help="ingest-by-path is confined to this directory")
+
     sub.add_parser("eval", help="retrieval evaluations (see python -m omnimem.eval --help)", add_help=False)
     return parser
 
@@ -102,6 +112,12 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         if args.command == "graph":
             return _graph(args)
+        if args.command == "serve":
+            from omnimem.server import serve
+
+            allowed = Path(args.allowed_root) if args.allowed_root else None
+            serve(Path(args.root), host=args.host, port=args.port, api_key=args.api_key, allowed_root=allowed)
+            return 0
         if args.command == "consolidate":
             with Memory.open(args.memory, create=False) as mem:
                 print(json.dumps(mem.consolidate(progress=None), indent=2))

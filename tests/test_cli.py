@@ -65,3 +65,9 @@ def test_consolidate_and_forget(tmp_path, capsys):
     assert main(["forget", path, "--speaker", "Eve"]) == 0
     assert len(json.loads(capsys.readouterr().out)["items"]) == 1
     assert main(["forget", path]) == 2  # neither ids nor a filter
+
+
+def test_serve_refuses_a_public_address_without_a_key(tmp_path, capsys, monkeypatch):
+    monkeypatch.delenv("OMNIMEM_API_KEY", raising=False)
+    assert main(["serve", str(tmp_path), "--host", "0.0.0.0", "--api-key", ""]) == 2
+    assert "api" in capsys.readouterr().err.lower()

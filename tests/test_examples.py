@@ -28,3 +28,42 @@ def test_quickstart(tmp_path):
     assert "Where does Alice live? -> [D1:1] Alice: Alice moved to Berlin in March." in out
     assert "What pet does Bob have? -> [D1:2] Bob: I adopted a grey cat called Pixel." in out
     assert "4 memories" in out
+
+
+@pytest.mark.slow
+def test_images(tmp_path):
+    out = _run("02_images.py", str(tmp_path / "m"))
+    assert "sign, text read by OCR:" in out and "OPEN 24 HOURS" in out.replace("0PEN", "OPEN")
+    assert "-> photo" in out and "24 hours' -> sign" in out
+
+
+@pytest.mark.slow
+def test_audio(tmp_path):
+    out = _run("03_audio.py", str(tmp_path / "m"))
+    assert "skipped:" in out or ("transcript segment(s)" in out and "-> [" in out)
+
+
+@pytest.mark.slow
+def test_video_qa(tmp_path):
+    import re
+
+    out = _run("04_video_qa.py", str(tmp_path / "m"))
+    if "skipped:" not in out:
+        assert out.count("Q: ") == 2 and "ingest -> coarse -> fine -> answer" in out
+        assert re.search(r"A: .*\[\d\d:\d\d:\d\d-\d\d:\d\d:\d\d\]", out)
+
+
+@pytest.mark.slow
+def test_knowledge_graph(tmp_path):
+    import re
+
+    out = _run("05_knowledge_graph.py", str(tmp_path))
+    assert re.search(r"passages -> [1-9]\d* entities, [1-9]\d* triplets", out)
+    assert (tmp_path / "graph.html").stat().st_size > 1000 and f"wrote {tmp_path / 'graph.html'}" in out
+
+
+@pytest.mark.slow
+def test_chat_memory(tmp_path):
+    out = _run("06_chat_memory.py", str(tmp_path / "m"))
+    assert "[alice/2024-05-06] alice: My sister Maya" in out and "[alice/2024-05-08] assistant: " in out
+    assert "earlier session's fact in memory: My sister Maya lives in Lisbon" in out

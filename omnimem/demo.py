@@ -4,8 +4,9 @@
 
 It ingests the first LoCoMo conversation from the shared data folder (``$OMNIMEM_DATA`` or
 ``../shared/data``) or, on a fresh clone without it, a small sample conversation bundled here; then
-asks questions and prints, for each, the best evidence turns with their citations (dialogue id,
-speaker, session date). Everything runs offline on the packaged MiniLM encoder, SQLite and FAISS.
+asks questions and prints, for each, an answer from the packaged SmolLM2-135M (llama.cpp) that cites
+its evidence, and the evidence turns with their citations (dialogue id, speaker, session date).
+Everything runs offline: MiniLM encoder, SQLite, FAISS, SmolLM2. ``--no-llm`` prints evidence only.
 """
 
 from __future__ import annotations
@@ -62,16 +63,44 @@ def _sample() -> tuple[list[tuple[str, str | None, list[dict[str, Any]]]], list[
     return sessions, SAMPLE_QUESTIONS
 
 
+def _generator():
+    """The packaged SmolLM2 on llama.cpp, or None (with a note) when it is not installed."""
+    from omnimem.errors import BackendUnavailable
+    from omnimem.vlm import create_generator
+
+    try:
+        return create_generator("smollm2")
+    except BackendUnavailable as e:
+        print(f"note: answering without an LLM ({e})\n")
+        return None
+
+
+def _answer(generator, question: str, hits) -> str:
+    """SmolLM2's answer, its ``[E<n>]`` citations turned into the evidence's dialogue ids."""
+    from omnimem.vlm.prompts import Evidence, answer_messages
+
+    evidence = [
+        Evidence(id=f"E{n}", text=f"{h.speaker}: {h.text}" if h.speaker else h.text, source=(h.event_time or "")[:10])
+        for n, h in enumerate(hits, start=1)
+    ]
+    text = generator.generate(answer_messages(question, evidence), max_new_tokens=48).text.strip()
+    for n, hit in enumerate(hits, start=1):
+        text = text.replace(f"[E{n}]", f"[{hit.metadata.get('dia_id', hit.id[:8])}]")
+    return " ".join(text.split())
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m omnimem.demo", description=__doc__.split("\n")[0])
     parser.add_argument("--memory", default=".omnimem-demo", help="memory directory (default: .omnimem-demo)")
     parser.add_argument("--questions", type=int, default=5, help="how many questions to ask (default: 5)")
     parser.add_argument("--k", type=int, default=3, help="evidence turns shown per question (default: 3)")
+    parser.add_argument("--no-llm", action="store_true", help="print the evidence only, no generated answer")
     args = parser.parse_args(argv)
 
     found = _locomo()
     sessions, questions = found if found else _sample()
     source = "LoCoMo conversation 1 (shared data)" if found else "the bundled sample conversation"
+    generator = None if args.no_llm else _generator()
     t0 = time.perf_counter()
     with Memory.open(args.memory) as mem:
         before = len(mem)
@@ -82,11 +111,13 @@ def main(argv: list[str] | None = None) -> int:
         for question in questions[: args.questions]:
             q0 = time.perf_counter()
             hits = mem.search(question, k=args.k)
-            print(f"Q: {question}   [{1000 * (time.perf_counter() - q0):.0f} ms]")
+            print(f"Q: {question}   [search {1000 * (time.perf_counter() - q0):.0f} ms]")
+            if generator is not None:
+                print(f"A: {_answer(generator, question, hits)}")
             for rank, hit in enumerate(hits, start=1):
                 cite = hit.metadata.get("dia_id", hit.id[:8])
                 date = (hit.event_time or "")[:10]
-                print(f"  {rank}. [{cite} | {hit.speaker} | {date}] {hit.text}")
+                print(f"  E{rank}. [{cite} | {hit.speaker} | {date}] {hit.text}")
             print()
     return 0
 

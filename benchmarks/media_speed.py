@@ -55,7 +55,7 @@ def video_speed(path: Path) -> None:
 def long_video_memory(minutes: float) -> None:
     """Segment a generated ``minutes``-long 320x180 video in a child process; report its peak RSS (VmHWM;
     ru_maxrss would carry the parent's peak across fork + exec)."""
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests" / "encoders"))
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
     from mediagen import write_video
 
     with tempfile.TemporaryDirectory() as tmp:

@@ -223,11 +223,13 @@ class MediaIngestor:
         if self.memory.store.has_episode(episode):
             return [i for i in self._episode_ids(episode) if self.memory.get(i).modality == "video"]
         info = probe(path)
-        transcript = self._transcribe(path, language, None, path.name) if has_audio(path) else []
+        # Two passes over the file (speech, then frames), reported on one scale: each is half of it.
+        speech, frames_phase = _phase(progress, 0.0, 0.5), _phase(progress, 0.5, 0.5)
+        transcript = self._transcribe(path, language, speech, f"{path.name} (speech)") if has_audio(path) else []
         video_config = VideoConfig(
             sample_fps=self.config.sample_fps, segment_s=self.config.segment_s, max_keyframes=self.config.max_keyframes
         )
-        bar = _Bar(progress, info.duration, path.name)
+        bar = _Bar(frames_phase, info.duration, f"{path.name} (frames)")
         # Only text, blob addresses and vectors accumulate; the pixels of a segment are dropped with it,
         # so memory does not grow with the length of the video.
         segments, frames, frame_vectors = [], [], []
@@ -375,6 +377,13 @@ class MediaIngestor:
     def _episode_ids(self, episode: str) -> list[str]:
         rows = self.memory.store.read("SELECT id FROM items WHERE episode = ? ORDER BY t_start, rowid", (episode,))
         return [r[0] for r in rows]
+
+
+def _phase(progress: Progress | bool | None, start: float, share: float) -> Progress | bool | None:
+    """A callback reporting one phase of a job as the ``[start, start + share]`` part of the whole."""
+    if not callable(progress):
+        return progress
+    return lambda done, total: progress(total * start + done * share, total)
 
 
 def _duration(path: Path) -> float:

@@ -188,3 +188,17 @@ def test_video_keyframes_land_in_the_image_space(tmp_path, hash_encoder):
         assert frames >= len(ids) and len(mem.indexes["image"]) == frames
         hit = mem.search("a frame", k=1, retrievers=("image",))[0]
         assert hit.modality == "image" and hit.t_start is not None and hit.source == str(path)
+
+
+@pytest.mark.slow
+def test_video_progress_covers_both_passes_and_is_monotonic(tmp_path, hash_encoder, speak):
+    speech = speak("Progress is reported while the speech is transcribed.", tmp_path / "s.wav")
+    audio = np.concatenate([speech, np.zeros(16000 * 24, np.float32)])[: 16000 * 24]
+    path = write_video(tmp_path / "v.mp4", audio=audio)
+    seen = []
+    config = omnimem.MemoryConfig(media=omnimem.config.MediaConfig(ocr=False))
+    with omnimem.Memory.open(tmp_path / "m", encoder=hash_encoder, config=config) as mem:
+        mem.add_video(path, progress=lambda done, total: seen.append((done, total)))
+    dones = [d for d, _ in seen]
+    assert dones == sorted(dones) and seen[0][0] < seen[-1][1] / 2  # the speech pass reported too
+    assert abs(seen[-1][0] - seen[-1][1]) < 1.0 and 23 < seen[-1][1] < 25

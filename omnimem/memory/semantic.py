@@ -180,25 +180,33 @@ class SemanticMemory:
         return retired
 
     def _rivals(self, new: TripletRow) -> list[TripletRow]:
+        """Active facts of the same head that ``new`` may contradict (cheap: filtered in SQL)."""
+        family = relation_family(new.relation)
+        if family is None and self.generator is None:
+            return []  # only functional relations are checked without an LLM
         graph = self.memory.graph
         head, tail = graph.get_entity(new.head), graph.get_entity(new.tail)
         if tail.type in _NOT_VALUES:
             return []
-        family = relation_family(new.relation)
         same_head = [e.id for e in graph.find_entities(head.name)] or [new.head]
-        candidates = [t for t in graph.triplets(entity_ids=same_head) if t.head in same_head and t.id != new.id]
+        relations = list(FUNCTIONAL_RELATIONS[family]) if family is not None else [new.relation]
+        rows = self.memory.store.read(
+            f"SELECT id, tail FROM triplets WHERE retired_at IS NULL AND id != ?"
+            f" AND head IN ({', '.join('?' * len(same_head))}) AND relation IN ({', '.join('?' * len(relations))})",
+            (new.id, *same_head, *relations),
+        )
         tail_key = concept_key(tail.name)
-        out = []
-        for t in candidates:
-            other_tail = graph.get_entity(t.tail)
-            if concept_key(other_tail.name) == tail_key or other_tail.type in _NOT_VALUES:
-                continue
-            if family is not None and relation_family(t.relation) == family:
-                out.append(t)
-            elif family is None and self.generator is not None and t.relation == new.relation:
-                if self._llm_contradicts(new, t):
-                    out.append(t)
-        return out
+        rival_ids = []
+        for tid, other in rows:
+            other_tail = graph.get_entity(other)
+            if concept_key(other_tail.name) != tail_key and other_tail.type not in _NOT_VALUES:
+                rival_ids.append(tid)
+        if not rival_ids:
+            return []
+        rivals = [t for t in graph.triplets(entity_ids=same_head) if t.id in set(rival_ids)]
+        if family is None:  # the generator decides
+            rivals = [t for t in rivals if self._llm_contradicts(new, t)]
+        return rivals
 
     def _llm_contradicts(self, a: TripletRow, b: TripletRow) -> bool:
         from omnimem.vlm.structured import generate_json

@@ -2,6 +2,10 @@
 
     omnimem add MEMORY TEXT [--speaker S] [--timestamp T] [--session S]
     omnimem search MEMORY QUERY [--k 10] [--json]
+    omnimem ingest MEMORY PATH [--json]                 (a file or a folder; progress bar on a terminal)
+    omnimem ask MEMORY QUESTION [--budget 1024] [--no-llm] [--json]
+    omnimem chat MEMORY [--user NAME]                   (an interactive REPL with memory; reads stdin)
+    omnimem video-qa MEMORY VIDEO QUESTION ...
     omnimem check MEMORY [--no-repair] [--json]
     omnimem consolidate MEMORY
     omnimem forget MEMORY [ID ...] [--session S] [--speaker S] [--before T]
@@ -43,6 +47,28 @@ def _parser() -> argparse.ArgumentParser:
     search.add_argument("query")
     search.add_argument("--k", type=int, default=10)
     search.add_argument("--json", action="store_true", help="one JSON object per hit")
+
+    ingest = sub.add_parser("ingest", help="remember a file or every file of a folder (by content type)")
+    ingest.add_argument("memory")
+    ingest.add_argument("path")
+    ingest.add_argument("--json", action="store_true")
+
+    ask = sub.add_parser("ask", help="answer a question from memory with cited evidence (packaged SmolLM2)")
+    ask.add_argument("memory")
+    ask.add_argument("question")
+    ask.add_argument("--budget", type=int, default=1_024, help="evidence token budget")
+    ask.add_argument("--no-llm", action="store_true", help="print the evidence only")
+    ask.add_argument("--json", action="store_true")
+
+    chat = sub.add_parser("chat", help="chat with memory (REPL; an empty line or Ctrl-D ends it)")
+    chat.add_argument("memory")
+    chat.add_argument("--user", default="user")
+    chat.add_argument("--session", default=None)
+
+    vqa = sub.add_parser("video-qa", help="ask questions about a video (ingested on first use)")
+    vqa.add_argument("memory")
+    vqa.add_argument("video")
+    vqa.add_argument("questions", nargs="+")
 
     check = sub.add_parser("check", help="check a memory's consistency and repair index drift")
     check.add_argument("memory")
@@ -112,6 +138,20 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         if args.command == "graph":
             return _graph(args)
+        if args.command == "ingest":
+            with Memory.open(args.memory) as mem:
+                report = mem.ingest(args.path)
+            if args.json:
+                print(json.dumps({"added": report.added, "skipped": report.skipped, "failed": report.failed}))
+            else:
+                print(report)
+            return 0 if report.ok else 1
+        if args.command == "ask":
+            return _ask(args)
+        if args.command == "chat":
+            return _chat(args)
+        if args.command == "video-qa":
+            return _video_qa(args)
         if args.command == "serve":
             from omnimem.server import serve
 
@@ -137,6 +177,61 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     return 2  # pragma: no cover - argparse rejects unknown commands first
+
+
+def _generator(disabled: bool = False):
+    if disabled:
+        return None
+    from omnimem.vlm import create_generator
+
+    return create_generator("smollm2")
+
+
+def _ask(args: argparse.Namespace) -> int:
+    from omnimem.memory import Memory
+    from omnimem.server.answering import answer, retrieve
+
+    with Memory.open(args.memory, create=False) as mem:
+        result = answer(_generator(args.no_llm), args.question, retrieve(mem, args.question, budget_tokens=args.budget))
+    if args.json:
+        print(json.dumps(asdict(result), ensure_ascii=False))
+        return 0
+    if result.answer is not None:
+        print(f"A: {result.answer}")
+    for e in result.evidence:
+        span = f" {e.span[0]:.1f}-{e.span[1]:.1f}s" if e.span else ""
+        print(f"  [{e.id}] ({e.kind}{span}) {e.text}")
+    return 0
+
+
+def _chat(args: argparse.Namespace) -> int:
+    from omnimem.agents.chat import build_chat_agent, chat
+    from omnimem.memory import Memory
+
+    with Memory.open(args.memory) as mem:
+        app = build_chat_agent(mem, _generator())
+        interactive = sys.stdin.isatty()
+        while True:
+            if interactive:
+                print(f"{args.user}> ", end="", flush=True)
+            line = sys.stdin.readline()
+            if not line or not line.strip():
+                break
+            state = chat(app, args.user, line.strip(), session=args.session)
+            print(f"assistant: {state.get('answer', '')}", flush=True)
+    return 0
+
+
+def _video_qa(args: argparse.Namespace) -> int:
+    from omnimem.agents.video_qa import ask_video, build_video_qa_agent
+    from omnimem.memory import Memory
+
+    with Memory.open(args.memory) as mem:
+        app = build_video_qa_agent(mem, _generator())
+        for question in args.questions:
+            state = ask_video(app, question, video=args.video)
+            print(f"Q: {question}\nA: {state.get('answer', '')}", flush=True)
+    return 0
 
 
 def _graph(args: argparse.Namespace) -> int:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from omnimem.cli import main
 
 
@@ -71,3 +73,35 @@ def test_serve_refuses_a_public_address_without_a_key(tmp_path, capsys, monkeypa
     monkeypatch.delenv("OMNIMEM_API_KEY", raising=False)
     assert main(["serve", str(tmp_path), "--host", "0.0.0.0", "--api-key", ""]) == 2
     assert "api" in capsys.readouterr().err.lower()
+
+
+def test_ingest_and_ask_without_llm(tmp_path, capsys):
+    path = _hash_memory(tmp_path)
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "docs" / "trip.md").write_text("We visited the lighthouse on Tuesday.\n\nThe ferry was late.")
+    (tmp_path / "docs" / "junk.bin").write_bytes(bytes(range(256)))
+    assert main(["ingest", path, str(tmp_path / "docs"), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert list(report["added"]) == [str(tmp_path / "docs" / "trip.md")] and report["failed"] == {}
+    assert main(["ask", path, "When did we visit the lighthouse?", "--no-llm", "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["answer"] is None and "lighthouse" in result["evidence"][0]["text"]
+
+
+@pytest.mark.slow
+def test_chat_repl_through_stdin(tmp_path):
+    import subprocess
+    import sys
+
+    path = _hash_memory(tmp_path)
+    script = "My cat is called Pixel.\nWhat is my cat called?\n\n"
+    out = subprocess.run(
+        [sys.executable, "-m", "omnimem.cli", "chat", path, "--user", "ana"],
+        input=script, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.count("assistant: ") == 2
+    from omnimem import Memory
+
+    with Memory.open(path) as mem:
+        assert any("Pixel" in mem.get(i).text for i in mem.store.ids())  # the turns were written back

@@ -67,3 +67,10 @@ def test_chat_memory(tmp_path):
     out = _run("06_chat_memory.py", str(tmp_path / "m"))
     assert "[alice/2024-05-06] alice: My sister Maya" in out and "[alice/2024-05-08] assistant: " in out
     assert "earlier session's fact in memory: My sister Maya lives in Lisbon" in out
+
+
+@pytest.mark.slow
+def test_langgraph_store_example(tmp_path):
+    out = _run("07_langgraph_store.py", str(tmp_path / "m"))
+    assert "recalled: ['I adopted a cat named Miso'" in out
+    assert "Pixel" not in out  # bob's namespace stays apart

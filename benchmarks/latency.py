@@ -25,7 +25,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from omnimem import Memory  # noqa: E402
+from omnimem import Memory, MemoryConfig  # noqa: E402
+from omnimem.config import GraphConfig  # noqa: E402
 from omnimem.encoders import create_encoder  # noqa: E402
 
 NAMES = "Alice Bob Carol Dave Erin Frank Grace Heidi Ivan Judy Mallory Niaj Olivia Peggy Rupert Sybil Trent Victor Walter Yara".split()
@@ -56,12 +57,14 @@ def main() -> None:
     parser.add_argument("--encoder", default="minilm")
     parser.add_argument("--queries", type=int, default=200)
     parser.add_argument("--batch", type=int, default=1_000, help="items per add_conversation call")
+    parser.add_argument("--no-graph", action="store_true", help="skip graph extraction on add (store + search only)")
     args = parser.parse_args()
 
     encoder = create_encoder(args.encoder)
     rng = random.Random(0)
     questions = [question(rng) for _ in range(args.queries)]
-    with tempfile.TemporaryDirectory() as tmp, Memory.open(Path(tmp) / "m", encoder=encoder) as mem:
+    config = MemoryConfig(graph=GraphConfig(extract_on_add=not args.no_graph))
+    with tempfile.TemporaryDirectory() as tmp, Memory.open(Path(tmp) / "m", encoder=encoder, config=config) as mem:
         for size in sorted(args.sizes):
             start, t0 = len(mem), time.perf_counter()
             while len(mem) < size:

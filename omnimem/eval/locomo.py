@@ -21,7 +21,9 @@ from typing import Any
 
 from omnimem.errors import CorruptInput
 from omnimem.eval.common import SYSTEMS, Tally, percentile, recalls_at
+from omnimem.eval.grasp import GraspTimer, grasp_lines, grasp_systems, run_grasp
 from omnimem.memory import Memory
+from omnimem.retrieval.context import estimate_tokens
 
 __all__ = ["load_locomo", "conversation_turns", "parse_evidence", "evaluate_locomo", "CATEGORIES"]
 
@@ -91,13 +93,20 @@ def parse_evidence(evidence: Sequence[Any], known: set[str]) -> list[str]:
 
 def evaluate_locomo(
     path: str | Path, *, ks: Sequence[int] = (5, 10), encoder: Any = None, workdir: str | Path | None = None,
-    limit: int | None = None,
+    limit: int | None = None, grasp: bool = False, ablation: bool = False, budget: int = 1024,
+    questions: int | None = None,
 ) -> dict[str, Any]:  # fmt: skip
     """Run the evaluation; returns a dict with overall / per-category recall for every system.
 
     Keys: ``recall@k`` (hybrid), ``bm25_recall@k``, ``dense_recall@k``, ``by_category``,
     ``questions``, ``conversations``, ``turns``, ``seconds``, ``ingest_seconds``, ``query_ms_p50``.
+    With ``grasp`` (and ``ablation``), also ``grasp[-no-<stage>]_recall@k``, ``_context_recall`` and
+    ``_tokens`` (the context packed into ``budget`` tokens), ``full_tokens`` (the whole conversation)
+    and ``grasp_query_ms_p50`` (see :mod:`omnimem.eval.grasp`). ``questions``: only the first N
+    questions of each conversation (a quick run).
     """
+    systems = grasp_systems(grasp, ablation)
+    timer = GraspTimer()
     started = time.perf_counter()
     samples = load_locomo(path)[:limit] if limit else load_locomo(path)
     kmax = max(ks)
@@ -115,7 +124,8 @@ def evaluate_locomo(
                     turns_total += len(turns)
                 encoder = mem.encoder  # reuse the loaded model for the next conversation
                 ingest_s += time.perf_counter() - t0
-                for qa in sample.get("qa", []):
+                full_tokens = float(sum(estimate_tokens(_prompt_text(i)) for i in mem.store.get(list(mem.store.ids()))))
+                for qa in sample.get("qa", [])[:questions]:
                     gold = parse_evidence(qa.get("evidence", []), known)
                     if not gold:
                         continue
@@ -128,6 +138,20 @@ def evaluate_locomo(
                         if system == "hybrid":
                             query_times.append(time.perf_counter() - q0)
                         recalls.update(recalls_at(system, [h.metadata.get("dia_id") for h in hits], gold, ks))
+                    if systems:
+                        recalls.update(
+                            run_grasp(
+                                mem,
+                                str(qa["question"]),
+                                systems,
+                                ks=ks,
+                                budget=budget,
+                                gold=gold,
+                                key_of=lambda item: item.metadata.get("dia_id"),
+                                timer=timer,
+                            )
+                        )
+                        recalls["full_tokens"] = full_tokens
                     overall.add(recalls)
                     by_cat[CATEGORIES.get(qa.get("category"), str(qa.get("category")))].add(recalls)
     result: dict[str, Any] = dict(overall.means())
@@ -138,7 +162,13 @@ def evaluate_locomo(
         query_ms_p50=round(1000 * percentile(query_times, 0.5), 2) if query_times else None,
         seconds=round(time.perf_counter() - started, 2),
     )  # fmt: skip
+    if systems:
+        result.update(grasp_query_ms_p50=timer.p50_ms(), budget_tokens=budget)
     return result
+
+
+def _prompt_text(item: Any) -> str:
+    return f"{item.heading}: {item.text}" if item.heading else item.text
 
 
 def format_report(result: dict[str, Any], ks: Sequence[int]) -> str:
@@ -148,11 +178,14 @@ def format_report(result: dict[str, Any], ks: Sequence[int]) -> str:
     lines.append(f"{'system':<22}{header}")
     for name, prefix in (("omnimem hybrid", ""), ("BM25 only", "bm25_"), ("dense only", "dense_")):
         lines.append(f"{name:<22}" + "".join(f"{result[f'{prefix}recall@{k}']:>9.3f}" for k in ks))
-    lines.append("by category (hybrid):")
-    for cat, values in result["by_category"].items():
-        cells = "".join(f"{values[f'recall@{k}']:>9.3f}" for k in ks)
-        label = f"{cat} ({values['questions']})"
-        lines.append(f"  {label:<20}{cells}")
+    lines += grasp_lines(result, ks)
+    systems = [("hybrid", "")] + ([("grasp", "grasp_")] if "grasp_recall@" + str(ks[0]) in result else [])
+    for system, prefix in systems:
+        lines.append(f"by category ({system}):")
+        for cat, values in result["by_category"].items():
+            cells = "".join(f"{values[f'{prefix}recall@{k}']:>9.3f}" for k in ks)
+            label = f"{cat} ({values['questions']})"
+            lines.append(f"  {label:<20}{cells}")
     lines.append(
         f"ingest {result['ingest_seconds']} s, query p50 {result['query_ms_p50']} ms, total {result['seconds']} s"
     )

@@ -17,7 +17,9 @@ from typing import Any
 
 from omnimem.errors import CorruptInput
 from omnimem.eval.common import SYSTEMS, Tally, percentile, recalls_at
+from omnimem.eval.grasp import GraspTimer, grasp_lines, grasp_systems, run_grasp
 from omnimem.memory import Memory
+from omnimem.retrieval.context import estimate_tokens
 from omnimem.types import Item
 
 __all__ = ["load_musique", "evaluate_musique", "format_report"]
@@ -47,12 +49,22 @@ def _key(title: str, text: str) -> str:
 
 def evaluate_musique(
     qa_path: str | Path, corpus_path: str | Path, *, ks: Sequence[int] = (2, 5), encoder: Any = None,
-    workdir: str | Path | None = None, limit: int | None = None,
+    workdir: str | Path | None = None, limit: int | None = None, grasp: bool = False, ablation: bool = False,
+    budget: int = 1024, question_corpus: bool = False,
 ) -> dict[str, Any]:  # fmt: skip
-    """Run the evaluation; returns overall recall for every system plus sizes and timings."""
+    """Run the evaluation; returns overall recall for every system plus sizes and timings.
+
+    ``grasp`` / ``ablation`` / ``budget``: as in :func:`omnimem.eval.locomo.evaluate_locomo`; the full
+    context of a question is its own 20 paragraphs (MuSiQue's distractor setting). ``question_corpus``:
+    the memory holds only the selected questions' paragraphs instead of the whole corpus (a quick run).
+    """
     started = time.perf_counter()
     questions, corpus = load_musique(qa_path, corpus_path)
     questions = questions[:limit] if limit else questions
+    if question_corpus:
+        corpus = [{"title": p["title"], "text": p["paragraph_text"]} for q in questions for p in q["paragraphs"]]
+    systems = grasp_systems(grasp, ablation)
+    timer = GraspTimer()
     kmax = max(ks)
     tally, query_times = Tally(), []
     with tempfile.TemporaryDirectory(dir=workdir) as tmp, Memory.open(Path(tmp) / "musique", encoder=encoder) as mem:
@@ -77,6 +89,22 @@ def evaluate_musique(
                     query_times.append(time.perf_counter() - q0)
                 found = [_key(h.metadata.get("title", ""), h.text) for h in hits]
                 recalls.update(recalls_at(system, found, gold, ks))
+            if systems:
+                recalls.update(
+                    run_grasp(
+                        mem,
+                        q["question"],
+                        systems,
+                        ks=ks,
+                        budget=budget,
+                        gold=gold,
+                        key_of=lambda item: _key(item.metadata.get("title", ""), item.text),
+                        timer=timer,
+                    )
+                )
+                recalls["full_tokens"] = float(
+                    sum(estimate_tokens(f"{p['title']}: {p['paragraph_text']}") for p in q["paragraphs"])
+                )
             tally.add(recalls)
         passages = len(mem)
     result: dict[str, Any] = dict(tally.means())
@@ -85,6 +113,8 @@ def evaluate_musique(
         query_ms_p50=round(1000 * percentile(query_times, 0.5), 2) if query_times else None,
         seconds=round(time.perf_counter() - started, 2),
     )  # fmt: skip
+    if systems:
+        result.update(grasp_query_ms_p50=timer.p50_ms(), budget_tokens=budget)
     return result
 
 
@@ -93,6 +123,7 @@ def format_report(result: dict[str, Any], ks: Sequence[int]) -> str:
     lines.append(f"{'system':<22}" + "".join(f"{f'@{k}':>9}" for k in ks))
     for name, prefix in (("omnimem hybrid", ""), ("BM25 only", "bm25_"), ("dense only", "dense_")):
         lines.append(f"{name:<22}" + "".join(f"{result[f'{prefix}recall@{k}']:>9.3f}" for k in ks))
+    lines += grasp_lines(result, ks)
     lines.append(
         f"ingest {result['ingest_seconds']} s, query p50 {result['query_ms_p50']} ms, total {result['seconds']} s"
     )

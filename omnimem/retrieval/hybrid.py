@@ -15,12 +15,12 @@ from collections.abc import Callable, Mapping
 import numpy as np
 
 from omnimem.config import SearchConfig
-from omnimem.retrieval.fusion import convex_fusion, reciprocal_rank_fusion
+from omnimem.retrieval.fusion import Fused, convex_fusion, reciprocal_rank_fusion
 from omnimem.retrieval.neighbours import neighbour_smoothing
 from omnimem.stores.base import Filters, RecordStore
 from omnimem.types import Hit, Item
 
-__all__ = ["hybrid_search", "dense_candidates"]
+__all__ = ["hybrid_search", "hybrid_fused", "dense_candidates"]
 
 DenseSearch = Callable[[np.ndarray, int], list[list[tuple[str, float]]]]
 
@@ -51,6 +51,7 @@ def hybrid_search(
     filters: Filters | None = None,
     bm25: bool = True,
     neighbours: bool = True,
+    tau: Mapping[str, float] | None = None,
 ) -> list[Hit]:
     """Top-k hits for ``query``, fused from dense searches and BM25.
 
@@ -59,14 +60,43 @@ def hybrid_search(
     as they are; BM25 and image-space scores (CLIP text-image cosines live in a narrow band) are
     divided by the query's best score, so each lies in [0, 1] before the convex fusion. With
     ``neighbours`` (and ``config.neighbour_weight`` > 0) turns then borrow from adjacent turns
-    (:func:`~omnimem.retrieval.neighbours.neighbour_smoothing`).
+    (:func:`~omnimem.retrieval.neighbours.neighbour_smoothing`). ``tau``: retriever name -> the
+    lowest raw cosine a dense hit may have (off-topic neighbours are dropped before fusion).
     """
+    fused, scored = hybrid_fused(
+        query, store=store, dense=dense, config=config, filters=filters, bm25=bm25, neighbours=neighbours, tau=tau
+    )
+    fused = fused[:k]
+    items: list[Item | None] = store.get([f.id for f in fused])
+    return [
+        Hit.from_item(item, f.score, tuple(name for name in (*scored, "context") if name in f.ranks), f.ranks)
+        for f, item in zip(fused, items)
+        if item is not None
+    ]
+
+
+def hybrid_fused(
+    query: str,
+    *,
+    store: RecordStore,
+    dense: Mapping[str, tuple[DenseSearch, np.ndarray]],
+    config: SearchConfig,
+    filters: Filters | None = None,
+    bm25: bool = True,
+    neighbours: bool = True,
+    tau: Mapping[str, float] | None = None,
+) -> tuple[list[Fused], dict[str, list[tuple[str, float]]]]:
+    """The whole fused candidate list of :func:`hybrid_search` (best first) and each retriever's
+    normalised ``(id, score)`` list, for stages that go on from the candidates (GRASP)."""
     scored: dict[str, list[tuple[str, float]]] = {}
     weights = {"dense": config.dense_weight, "bm25": config.bm25_weight, "image": config.image_weight}
+    tau = dict(tau or {})
     for name, (search, vector) in dense.items():
         if weights.get(name, 1.0) <= 0:
             continue
         pairs = dense_candidates(search, store, vector, config.candidates, filters)
+        if name in tau:
+            pairs = [(i, s) for i, s in pairs if s >= tau[name]]
         scored[name] = [(i, max(0.0, s)) for i, s in pairs] if name == "dense" else _by_best(pairs)
     if bm25 and config.bm25_weight > 0:
         scored["bm25"] = _by_best(store.bm25(query, config.candidates, filters))
@@ -82,13 +112,7 @@ def hybrid_search(
         if filters is not None and not filters.is_empty():  # neighbours may fall outside the filters
             found = {i.id: i for i in store.get([f.id for f in fused]) if i is not None}
             fused = [f for f in fused if f.id in found and filters.matches(found[f.id])]
-    fused = fused[:k]
-    items: list[Item | None] = store.get([f.id for f in fused])
-    return [
-        Hit.from_item(item, f.score, tuple(name for name in (*scored, "context") if name in f.ranks), f.ranks)
-        for f, item in zip(fused, items)
-        if item is not None
-    ]
+    return fused, scored
 
 
 def _by_best(pairs: list[tuple[str, float]]) -> list[tuple[str, float]]:

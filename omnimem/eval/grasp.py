@@ -1,0 +1,93 @@
+"""The GRASP system in the evaluations: its recall, what it hands the model, and a stage ablation.
+
+For each question GRASP ranks once (:func:`~omnimem.retrieval.pipeline.grasp_rank`) and packs the
+ranking into the token budget (:func:`~omnimem.retrieval.pipeline.pack_context`). Reported per system:
+``<system>_recall@k`` of the ranking, ``<system>_context_recall`` (the share of gold evidence inside
+the packed context, what the model actually sees) and ``<system>_tokens`` (the context's tokens).
+With ``ablation``, every stage of :data:`~omnimem.retrieval.context.STAGES` that is on by default is
+switched off in turn (system ``grasp-no-<stage>``), and every stage off by default is switched on
+(``grasp+<stage>``), the rest as configured.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from omnimem.eval.common import percentile, recalls_at
+from omnimem.retrieval.context import STAGES, GraspConfig, estimate_tokens
+from omnimem.retrieval.pipeline import grasp_rank, pack_context
+
+__all__ = ["grasp_systems", "run_grasp", "grasp_lines", "GraspTimer"]
+
+
+def grasp_systems(grasp: bool, ablation: bool, base: GraspConfig | None = None) -> dict[str, GraspConfig]:
+    """System name -> config: ``{"grasp": the defaults}`` plus, with ``ablation``, one per stage flipped."""
+    if not (grasp or ablation):
+        return {}
+    base = base or GraspConfig()
+    systems = {"grasp": base}
+    if ablation:
+        for stage in STAGES:
+            if base.is_on(stage):
+                systems[f"grasp-no-{stage}"] = base.without(stage)
+            else:
+                systems[f"grasp+{stage}"] = base.with_(stage)
+    return systems
+
+
+class GraspTimer:
+    """Query latencies of the full GRASP system, for the report's p50."""
+
+    def __init__(self) -> None:
+        self.times: list[float] = []
+
+    def p50_ms(self) -> float | None:
+        p = percentile(self.times, 0.5)
+        return None if p is None else round(1000 * p, 2)
+
+
+def run_grasp(
+    mem: Any, query: str, systems: dict[str, GraspConfig], *, ks: Sequence[int], budget: int,
+    gold: Sequence[str], key_of: Callable[[Any], str], timer: GraspTimer | None = None,
+) -> dict[str, float]:  # fmt: skip
+    """Per-question figures of every GRASP system; ``key_of(item)`` maps an item to its gold key."""
+    out: dict[str, float] = {}
+    for name, config in systems.items():
+        t0 = time.perf_counter()
+        ranking = grasp_rank(mem, query, config=config)
+        context = pack_context(mem, query, ranking, budget_tokens=budget, config=config, count_tokens=estimate_tokens)
+        if timer is not None and name == "grasp":
+            timer.times.append(time.perf_counter() - t0)
+        items = {i.id: i for i in mem.store.get([f.id for f in ranking.items]) if i is not None}
+        ranked = [key_of(items[f.id]) for f in ranking.items if f.id in items]
+        out.update(recalls_at(name, ranked, gold, ks))
+        packed = {key_of(i) for i in mem.store.get(context.item_ids()) if i is not None}
+        # facts count for the items they were read from
+        packed |= {key_of(i) for f in context.facts for i in mem.store.get(list(f.item_ids)) if i is not None}
+        out[f"{name}_context_recall"] = len(packed & set(gold)) / len(gold)
+        out[f"{name}_tokens"] = float(context.tokens)
+    return out
+
+
+def grasp_lines(result: dict[str, Any], ks: Sequence[int]) -> list[str]:
+    """Report rows of the GRASP systems: recall@k, context recall and tokens per question."""
+    flipped = [f"grasp{sign}{s}" for s in STAGES for sign in ("-no-", "+")]
+    names = [n for n in ("grasp", *flipped) if f"{n}_recall@{ks[0]}" in result]
+    lines = []
+    for name in names:
+        cells = "".join(f"{result[f'{name}_recall@{k}']:>9.3f}" for k in ks)
+        lines.append(
+            f"{name:<22}{cells}   context recall {result[f'{name}_context_recall']:.3f},"
+            f" {result[f'{name}_tokens']:.0f} tokens"
+        )
+    if names:
+        full = result.get("full_tokens")
+        tokens = result.get("grasp_tokens")
+        if full and tokens:
+            lines.append(
+                f"tokens per question: grasp {tokens:.0f} vs full context {full:.0f} ({full / tokens:.1f}x fewer);"
+                f" grasp query p50 {result.get('grasp_query_ms_p50')} ms"
+            )
+    return lines

@@ -1,0 +1,157 @@
+"""GRASP grounding: link the query's entities to the graph, and score entities / facts in query media.
+
+M3KG-RAG (arXiv 2512.20136), section "GRASP", step (a) *grounding*: entities mentioned in the query
+are linked to graph entities (exact canonical key, then an alias of a mention, then the cosine of
+name embeddings); for a query with an image, each candidate entity gets a presence score (the
+image-text cosine of the CLIP-like encoder, max over the given frames), a triplet scores the mean of
+its head's and tail's presence, and facts below eta are dropped.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from omnimem.errors import ConfigError
+from omnimem.graph.normalize import concept_key
+
+__all__ = ["EntityLink", "NameIndex", "link_query_entities", "presence_scores", "triplet_presence"]
+
+log = logging.getLogger(__name__)
+
+_EXTRACTORS: dict[str, Any] = {}
+_NAME_INDEXES: dict[tuple[int, str], NameIndex] = {}  # per encoder
+_LOCK = threading.Lock()
+
+
+@dataclass(frozen=True)
+class EntityLink:
+    """A query mention linked to a graph entity."""
+
+    entity_id: str  # the root entity id
+    name: str  # its canonical name
+    surface: str  # the query text it was linked from
+    how: str  # "exact" (canonical key), "alias" (a surface of its mentions) or "embedding"
+    score: float  # 1.0 for exact / alias links, the name cosine for embedding links
+
+
+class NameIndex:
+    """Name embeddings of graph entities, computed on demand with the text encoder and cached by id.
+
+    Only the entities near the query are compared (those mentioned by its candidate items), so a
+    query encodes at most a few hundred new names and latency does not grow with the graph. Concept
+    entities (plain noun phrases) are left out: embedding links are for names written differently
+    ("NYC" / "New York City"), and generic nouns would seed noise.
+    """
+
+    def __init__(self, encoder: Any, *, max_size: int = 200_000) -> None:
+        self.encoder = encoder
+        self.max_size = max_size
+        self.vectors: dict[str, np.ndarray] = {}
+
+    def embed(self, entities: Sequence[tuple[str, str]]) -> np.ndarray:
+        """Unit vectors (n, d) of ``(entity id, name)`` pairs; new names are encoded in one batch."""
+        missing = list({eid: name for eid, name in entities if eid not in self.vectors}.items())
+        if missing:
+            encoded = np.asarray(self.encoder.encode([n for _, n in missing], modality="text"), dtype=np.float32)
+            if len(self.vectors) + len(missing) > self.max_size:
+                self.vectors.clear()
+            self.vectors.update({eid: v for (eid, _), v in zip(missing, encoded)})
+        if not entities:
+            return np.zeros((0, 1), dtype=np.float32)
+        return np.stack([self.vectors[eid] for eid, _ in entities])
+
+    @classmethod
+    def cached(cls, encoder: Any) -> NameIndex:
+        """One index per encoder for the process (entity ids are content hashes: safe across memories)."""
+        key = (id(encoder), getattr(encoder, "name", ""))
+        with _LOCK:
+            found = _NAME_INDEXES.get(key)
+            if found is None:
+                found = _NAME_INDEXES[key] = cls(encoder)
+        return found
+
+
+def query_mentions(query: str, spacy_model: str) -> list[tuple[str, str, str]]:
+    """``(surface, canonical concept, type)`` of the query's mentions, by the graph's own extractor."""
+    from omnimem.graph.extract import SpacyExtractor
+
+    with _LOCK:
+        extractor = _EXTRACTORS.get(spacy_model)
+        if extractor is None:
+            extractor = _EXTRACTORS[spacy_model] = SpacyExtractor.from_pretrained(spacy_model)
+    extraction = extractor.extract_one(query)
+    return [(m.surface, m.concept, m.type) for m in extraction.mentions]
+
+
+def link_query_entities(
+    mentions: Sequence[tuple[str, str, str]],
+    graph: Any,
+    *,
+    nearby: Sequence[Any] = (),
+    names: NameIndex | None = None,
+    threshold: float = 0.85,
+) -> list[EntityLink]:
+    """Link query mentions to root entities: exact key, then alias, then name embedding (names only).
+
+    ``mentions``: ``(surface, concept, type)`` as :func:`query_mentions` returns them. Each mention
+    links to every entity with its key (any type: "Jordan" the person and the country both stay; the
+    walk and the reranker sort them out). An unmatched mention tries the aliases (surfaces of their
+    mentions) of the ``nearby`` entity rows, then, when ``names`` is given and the mention is a name,
+    the nearby named entity whose name embedding is closest, if its cosine is >= ``threshold``.
+    """
+    if not 0.0 <= threshold <= 1.0:
+        raise ConfigError(f"link threshold must be in [0, 1], got {threshold}")
+    links: dict[str, EntityLink] = {}
+    unmatched: list[tuple[str, str]] = []
+    aliases: dict[str, list[Any]] = {}
+    for row in nearby:
+        for alias in (row.name, *row.aliases):
+            aliases.setdefault(concept_key(alias), []).append(row)
+    for surface, concept, type_ in mentions:
+        found = graph.find_entities(concept) or graph.find_entities(surface)
+        for row in found:
+            links.setdefault(row.id, EntityLink(row.id, row.name, surface, "exact", 1.0))
+        if found:
+            continue
+        by_alias = aliases.get(concept_key(surface), []) + aliases.get(concept_key(concept), [])
+        for row in by_alias:
+            links.setdefault(row.id, EntityLink(row.id, row.name, surface, "alias", 1.0))
+        if not by_alias and type_ != "CONCEPT":
+            unmatched.append((surface, concept))
+    named = [r for r in nearby if r.type != "CONCEPT"]
+    if unmatched and names is not None and named:
+        matrix = names.embed([(r.id, r.name) for r in named])
+        vectors = np.asarray(names.encoder.encode([c for _, c in unmatched], modality="text"), dtype=np.float32)
+        for (surface, _), row in zip(unmatched, vectors @ matrix.T):
+            best = int(np.argmax(row))
+            if row[best] >= threshold:
+                e = named[best]
+                links.setdefault(e.id, EntityLink(e.id, e.name, surface, "embedding", float(row[best])))
+    return list(links.values())
+
+
+def presence_scores(image_encoder: Any, images: Sequence[Any], names: Sequence[str]) -> np.ndarray:
+    """Presence of each named entity in the query media: max over frames of the image-text cosine.
+
+    ``images``: f frames (paths, PIL images or arrays, as the encoder takes them); ``names``: n
+    entity names, each embedded as the text "a photo of <name>". Returns float32 (n,).
+    """
+    if not len(images) or not len(names):
+        return np.zeros(len(names), dtype=np.float32)
+    frames = np.asarray(image_encoder.encode(list(images), modality="image"), dtype=np.float32)  # (f, d)
+    texts = np.asarray(image_encoder.encode([f"a photo of {n}" for n in names], modality="text"), dtype=np.float32)
+    return (texts @ frames.T).max(axis=1)  # (n,)
+
+
+def triplet_presence(presence: Mapping[str, float], head: str, tail: str) -> float:
+    """A triplet's presence: the sum of its head's and tail's, halved so it has the entities' scale.
+
+    An entity without a score (not among the scored candidates) counts as 0.
+    """
+    return (presence.get(head, 0.0) + presence.get(tail, 0.0)) / 2.0

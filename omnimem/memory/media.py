@@ -346,13 +346,14 @@ class MediaIngestor:
                     report.skipped[key] = "not a supported media or text file"
                     continue
                 before = len(self.memory)
-                add = {"image": self.add_image, "audio": self.add_audio, "video": self.add_video}.get(kind)
                 if kind == "text":
                     self.add_text_file(file)
                 elif kind == "image":
                     self.add_image(file)
+                elif kind == "audio":
+                    self.add_audio(file, progress=progress)
                 else:
-                    add(file, progress=progress)  # type: ignore[misc]
+                    self.add_video(file, progress=progress)
                 written = len(self.memory) - before
                 if written:
                     report.added[key] = written

@@ -1,9 +1,10 @@
 """What the agents share: evidence from memory packed into a token budget, citations, timestamps.
 
-:func:`_recall` is the one place the agents turn a question into a prompt. Until ``Memory.context``
-(GRASP retrieval) exists it packs ``Memory.search`` hits with
-:func:`omnimem.vlm.compress.compress_context`; switching to ``mem.context(question,
-budget_tokens=...)`` changes this function only.
+:func:`_recall` is the one place the agents turn a question into a prompt: GRASP retrieval
+(``mem.context``: candidates, multi-hop round, grounding, reranking, redundancy pruning, packing;
+M3KG-RAG "Modality-wise retrieval + GRASP") picks the evidence, and
+:func:`omnimem.vlm.compress.compress_context` lays it out in the model's prompt with the caller's own
+evidence (working buffer, facts, frames) under the model's token counter.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from omnimem.errors import missing_extra
+from omnimem.types import Hit
 from omnimem.vlm.compress import CompressionConfig, compress_context
 from omnimem.vlm.prompts import Evidence, Triplet, cited_ids
 
@@ -53,22 +55,27 @@ def _recall(
     context: Sequence[Evidence] = (), triplets: Sequence[Triplet] = (), frames: Sequence[Evidence] = (),
     config: CompressionConfig | None = None, exclude: Sequence[str] = (),
     expand: Callable[[list[Any]], tuple[list[Evidence], list[Triplet]]] | None = None, prune: float = 0.0,
+    grasp: Any = None,
 ) -> Recall:  # fmt: skip
-    """Search ``mem`` for ``question`` (within ``sessions``) and pack the hits, the given ``context``
+    """Retrieve for ``question`` with ``mem.context`` (within ``sessions``; ``grasp``: a GraspConfig for
+    this call) and pack its items (at most ``k``, none of ``exclude``), its facts and session summaries, the given ``context``
     evidence (the working buffer), ``triplets`` and ``frames`` (image evidence with a path) into
     ``budget`` tokens. ``expand(hits)`` adds evidence and facts derived from the hits (the summaries
     of their sessions); ``prune`` drops hits under that share of the best score. Evidence ``metadata["item"]`` is where a citation of it points.
 
     An empty ``sessions`` list means "nothing to search" (a new user), not "search everything".
     """
-    hits = []
+    hits, knowledge = [], []
     if sessions is None or sessions:
-        found = mem.search(question, k=k + len(exclude), sessions=sessions, modalities=modalities)
-        hits = [h for h in found if h.id not in set(exclude)][:k]
-        if hits and prune > 0:  # keep hits scoring at least prune x the best (GRASP-prune stands in here later)
+        ctx = mem.context(
+            question, budget_tokens=budget, sessions=sessions, modalities=modalities, count_tokens=count_tokens,
+            config=grasp,
+        )  # fmt: skip
+        hits, knowledge = _context_hits(mem, ctx, set(exclude), k)
+        if hits and prune > 0:  # keep hits scoring at least prune x the best
             hits = [h for h in hits if h.score >= prune * hits[0].score]
     more, facts = expand(hits) if expand is not None else ([], [])
-    evidence = [*context, *hit_evidence(hits), *more, *frames]
+    evidence = [*context, *hit_evidence(hits), *knowledge, *more, *frames]
     cfg = config or CompressionConfig()
     packed = compress_context(
         question, evidence, count_tokens, replace(cfg, token_budget=budget), triplets=[*triplets, *facts]
@@ -80,6 +87,21 @@ def _recall(
         spans, packed.prompt_tokens,
         packed.visual_tokens,
     )  # fmt: skip
+
+
+def _context_hits(mem: Any, ctx: Any, exclude: set[str], k: int) -> tuple[list[Hit], list[Evidence]]:
+    """A Context as hits (its items and frames, best first) and evidence (its facts ``K<n>``, summaries ``S<n>``)."""
+    entries = [e for e in ctx.entries if e.kind in ("item", "frame") and e.id not in exclude][:k]
+    items = mem.store.get([e.id for e in entries])
+    hits = [Hit.from_item(item, e.score, e.retrievers) for e, item in zip(entries, items) if item is not None]
+    knowledge = []
+    for prefix, kind in (("K", "fact"), ("S", "summary")):
+        chosen = [e for e in ctx.entries if e.kind == kind]
+        knowledge += [
+            Evidence(id=f"{prefix}{n}", text=e.text, score=e.score, metadata={"item": e.item_ids[0] if e.item_ids and kind == "fact" else e.id})
+            for n, e in enumerate(chosen, start=1)
+        ]  # fmt: skip
+    return hits, knowledge
 
 
 def cite(answer: str, sources: dict[str, str]) -> list[dict[str, str]]:

@@ -7,10 +7,11 @@ One graph run per user message::
                          END
 
 - *recall*: the working buffer (the thread's recent turns, verbatim), the episodic summaries of the
-  sessions the search hits come from, the semantic facts of entities named in the question, and the
-  hits themselves, packed into the token budget (:func:`omnimem.agents._recall._recall`);
+  sessions the hits come from, the semantic facts of entities named in the question, and GRASP's
+  evidence (``mem.context``: items and graph facts), packed into the token budget
+  (:func:`omnimem.agents._recall._recall`);
 - *answer*: the generator answers citing ``[E2]``-style ids; ``citations`` maps them back to item
-  ids (``W`` = a buffered turn, ``S`` = a session summary, ``E`` = a search hit);
+  ids (``W`` = a buffered turn, ``S`` = a session summary, ``E`` = a retrieved item, ``K`` = a graph fact);
 - *write*: the user and assistant turns go to memory (``add_conversation``) in the user's namespace;
 - *consolidate*: every ``consolidate_every`` turns of a thread, ``Memory.consolidate()``.
 
@@ -143,6 +144,7 @@ class _Nodes:
             self.mem, message, self.cfg.budget_tokens, count_tokens=self.gen.count_tokens, k=self.cfg.k,
             sessions=sessions, context=context, triplets=self._facts(message, episode), config=self.cfg.compression,
             exclude=[t["id"] for t in buffer], expand=lambda hits: (self._summaries(hits, episode), []),
+            grasp=dataclasses.replace(self.mem.config.grasp, summaries=False),  # the hits' sessions' summaries instead
         )  # fmt: skip
         log.debug("chat recall for %s: %d tokens, %d sources", user, packed.prompt_tokens, len(packed.sources))
         return {"recall": {"messages": packed.messages, "sources": packed.sources, "prompt_tokens": packed.prompt_tokens}}  # fmt: skip

@@ -13,12 +13,11 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
-import tempfile
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from omnimem.config import MemoryConfig, load_config
+from omnimem.config import GraspConfig, MemoryConfig
 from omnimem.encoders import Encoder, create_encoder
 from omnimem.errors import ConfigError, NotFound, OmnimemError
 from omnimem.graph.builder import GraphBuilder
@@ -26,9 +25,14 @@ from omnimem.graph.store import GraphStore
 from omnimem.memory.episodes import EpisodicMemory
 from omnimem.memory.forgetting import ForgetPolicy, ForgetReport, Forgetting
 from omnimem.memory.media import IngestReport, MediaIngestor
+from omnimem.memory.opening import CONFIG_FILE as _CONFIG
+from omnimem.memory.opening import DB_FILE as _DB
+from omnimem.memory.opening import existing_config, image_encoder_for, resolve_config, write_config
 from omnimem.memory.semantic import Fact, FactEvent, SemanticMemory
 from omnimem.memory.working import WorkingMemory
+from omnimem.retrieval.context import Context
 from omnimem.retrieval.hybrid import hybrid_search
+from omnimem.retrieval.pipeline import retrieve_context
 from omnimem.stores import FileBlobStore, Filters, SQLiteRecordStore, SyncedIndex
 from omnimem.stores.nodes import Node
 from omnimem.types import MODALITIES, Hit, Item, to_iso, utc_now
@@ -39,7 +43,6 @@ log = logging.getLogger(__name__)
 
 TEXT_SPACE = "text"  # the embedding space of the text encoder
 IMAGE_SPACE = "image"  # the embedding space of the image encoder (CLIP-like: text and images)
-_DB, _CONFIG = "memory.db", "config.json"
 
 
 class Memory:
@@ -85,8 +88,8 @@ class Memory:
         if isinstance(path, (bytes, int)) or not isinstance(path, (str, os.PathLike)):
             raise ConfigError(f"path must be a str or os.PathLike, got {type(path).__name__}")
         root = Path(path)
-        saved = _existing_config(root, create=create)
-        cfg = _resolve_config(root, saved, config, encoder)
+        saved = existing_config(root, create=create)
+        cfg = resolve_config(root, saved, config, encoder)
         if encoder is None:
             encoder = create_encoder(cfg.encoder.name, device=cfg.encoder.device, batch_size=cfg.encoder.batch_size)
         if cfg.encoder.dim is not None and encoder.dim != cfg.encoder.dim:
@@ -96,7 +99,7 @@ class Memory:
                 " new directory"
             )
         cfg = dataclasses.replace(cfg, encoder=dataclasses.replace(cfg.encoder, name=encoder.name, dim=encoder.dim))
-        image_encoder, cfg = _image_encoder(cfg, image_encoder)
+        image_encoder, cfg = image_encoder_for(cfg, image_encoder)
         root.mkdir(parents=True, exist_ok=True)
         store = SQLiteRecordStore(root / _DB, busy_timeout=cfg.store.busy_timeout, synchronous=cfg.store.synchronous)
         try:
@@ -107,7 +110,7 @@ class Memory:
                     " open it with the encoder that built it"
                 )
             if saved != cfg:
-                _write_config(root / _CONFIG, cfg)
+                write_config(root / _CONFIG, cfg)
             stored_image_dim = store.space_dim(IMAGE_SPACE)
             if stored_image_dim is not None and (image_encoder is None or image_encoder.dim != stored_image_dim):
                 raise ConfigError(
@@ -433,21 +436,12 @@ class Memory:
         ``neighbours`` a turn also borrows from the adjacent turns of its session.
         """
         self._check_open()
-        if not isinstance(query, str) or not query.strip():
-            raise ConfigError("query must be a non-empty string")
         if isinstance(k, bool) or not isinstance(k, int) or k <= 0:
             raise ConfigError(f"k must be a positive int, got {k!r}")
         unknown = set(retrievers) - {"dense", "bm25", "image"}
         if unknown or not retrievers:
             raise ConfigError(f"unknown retriever(s) {sorted(unknown)}; use 'dense', 'bm25' and/or 'image'")
-        if modalities is not None:
-            bad = set(modalities) - set(MODALITIES)
-            if bad:
-                raise ConfigError(f"unknown modality {sorted(bad)}; use {', '.join(MODALITIES)}")
-        filters = Filters(
-            modalities=_tuple(modalities), sessions=_tuple(sessions), speakers=_tuple(speakers),
-            since=to_iso(since), until=to_iso(until),
-        )  # fmt: skip
+        filters = _filters(query, modalities, sessions, speakers, since, until)
         dense = {}
         if "dense" in retrievers:
             dense["dense"] = (self.indexes[TEXT_SPACE].search, self.encoder.encode([query], modality="text")[0])
@@ -456,11 +450,35 @@ class Memory:
             dense["image"] = (self.indexes[IMAGE_SPACE].search, vector)
         hits = hybrid_search(
             query, store=self.store, dense=dense, k=k, config=self.config.search,
-            filters=None if filters.is_empty() else filters, bm25="bm25" in retrievers, neighbours=neighbours,
+            filters=filters, bm25="bm25" in retrievers, neighbours=neighbours,
         )  # fmt: skip
         if self.config.store.track_access and hits:
             self.store.touch_access([h.id for h in hits], utc_now())
         return hits
+
+    def context(
+        self, query: str, *, budget_tokens: int | None = None, image: Any = None,
+        modalities: Sequence[str] | None = None, sessions: Sequence[str] | None = None,
+        speakers: Sequence[str] | None = None, since: Any = None, until: Any = None,
+        config: GraspConfig | None = None, count_tokens: Callable[[str], int] | None = None, reranker: Any = None,
+    ) -> Context:  # fmt: skip
+        """The evidence for ``query`` packed into ``budget_tokens`` (default ``config.grasp.budget_tokens``).
+
+        GRASP retrieval (M3KG-RAG, "Modality-wise retrieval + GRASP"; :func:`omnimem.retrieval.retrieve_context`):
+        per-space candidates, a second multi-hop round, grounding, reranking, redundancy pruning and packing
+        by utility per token. ``image``: the query's image (path, PIL image or frames). ``config``: a
+        :class:`GraspConfig` for this call (default ``self.config.grasp``). ``count_tokens``: the model's
+        counter (default an estimate). Filters as in :meth:`search`.
+        """
+        self._check_open()
+        filters = _filters(query, modalities, sessions, speakers, since, until)
+        ctx = retrieve_context(
+            self, query, budget_tokens=budget_tokens, config=config or self.config.grasp, image=image,
+            count_tokens=count_tokens, reranker=reranker, filters=filters,
+        )  # fmt: skip
+        if self.config.store.track_access and ctx.entries:
+            self.store.touch_access([i for e in ctx.entries for i in e.item_ids or (e.id,)], utc_now())
+        return ctx
 
     # -- the episodic tree (omnimem.memory.episodes) ----------------------------------------
     def episodes(
@@ -528,73 +546,26 @@ def _tuple(values: Sequence[str] | str | None) -> tuple[str, ...] | None:
     return (values,) if isinstance(values, str) else tuple(values)
 
 
+def _filters(
+    query: str, modalities: Sequence[str] | None, sessions: Sequence[str] | None,
+    speakers: Sequence[str] | None, since: Any, until: Any,
+) -> Filters | None:  # fmt: skip
+    """The checked query and filters of a search (``None``: no filter)."""
+    if not isinstance(query, str) or not query.strip():
+        raise ConfigError("query must be a non-empty string")
+    bad = set(modalities or ()) - set(MODALITIES)
+    if bad:
+        raise ConfigError(f"unknown modality {sorted(bad)}; use {', '.join(MODALITIES)}")
+    filters = Filters(
+        modalities=_tuple(modalities), sessions=_tuple(sessions), speakers=_tuple(speakers),
+        since=to_iso(since), until=to_iso(until),
+    )  # fmt: skip
+    return None if filters.is_empty() else filters
+
+
 def _clean_text(text: Any, n: int) -> str:
     if not isinstance(text, str):
         raise ConfigError(f"text {n} must be a str, got {type(text).__name__}")
     if not text.strip():
         raise ConfigError(f"text {n} is empty or whitespace; there is nothing to remember")
     return text
-
-
-def _existing_config(root: Path, *, create: bool) -> MemoryConfig | None:
-    """The saved config of the memory at ``root``; None for a new memory. Validates the directory."""
-    if root.exists() and not root.is_dir():
-        raise ConfigError(f"{root} is a file, not a memory directory; pass a directory path")
-    if not root.exists():
-        if not create:
-            raise NotFound(f"no memory at {root}; create one with Memory.open({str(root)!r})")
-        return None
-    if (root / _CONFIG).exists():
-        return load_config(root / _CONFIG)
-    if (root / _DB).exists():
-        return None
-    if any(root.iterdir()):
-        raise ConfigError(
-            f"{root} is not an omnimem memory (no {_CONFIG} or {_DB}) and is not empty; pass an empty or new directory"
-        )
-    if not create:
-        raise NotFound(f"no memory at {root}")
-    return None
-
-
-def _resolve_config(
-    root: Path, saved: MemoryConfig | None, given: MemoryConfig | None, encoder: Encoder | None
-) -> MemoryConfig:
-    if given is not None and not isinstance(given, MemoryConfig):
-        raise ConfigError(f"config must be a MemoryConfig, got {type(given).__name__}")
-    if saved is None:
-        cfg = given or MemoryConfig()
-        if encoder is not None:
-            cfg = dataclasses.replace(cfg, encoder=dataclasses.replace(cfg.encoder, name=encoder.name, dim=None))
-        return cfg
-    if given is None:
-        return saved
-    if given.encoder.name != saved.encoder.name and encoder is None:
-        raise ConfigError(
-            f"{root} was built with encoder {saved.encoder.name!r}, not {given.encoder.name!r}; the"
-            " encoder of a memory cannot change (use a new directory)"
-        )
-    return dataclasses.replace(given, encoder=saved.encoder)
-
-
-def _image_encoder(cfg: MemoryConfig, given: Encoder | None) -> tuple[Encoder | None, MemoryConfig]:
-    """The image encoder to use (given, or built from ``cfg.media``) and the config that names it."""
-    media = cfg.media
-    if given is None:
-        if media.image_encoder is None:
-            return None, cfg
-        options = {"pretrained": media.image_pretrained} if media.image_encoder == "open_clip" else {}
-        return create_encoder(media.image_encoder, model=media.image_model, **options), cfg
-    if "image" not in getattr(given, "modalities", ()):
-        raise ConfigError(f"image_encoder {given.name!r} does not embed images (modalities {given.modalities})")
-    name = getattr(given, "registry_name", None)
-    media = dataclasses.replace(media, image_encoder=name, image_model=given.name if name else None)
-    return given, dataclasses.replace(cfg, media=media)
-
-
-def _write_config(path: Path, config: MemoryConfig) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".config.")
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        f.write(config.to_json())
-    os.replace(tmp, path)

@@ -9,13 +9,13 @@ it and how many tokens it costs, so a caller can cite it and a benchmark can cou
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
+from omnimem.config import STAGES, GraspConfig
 from omnimem.errors import ConfigError
 
-__all__ = ["KINDS", "ContextEntry", "Context", "GraspConfig", "RetrievalSource", "estimate_tokens"]
+__all__ = ["KINDS", "ContextEntry", "Context", "GraspConfig", "STAGES", "RetrievalSource", "estimate_tokens"]
 
 KINDS = ("item", "fact", "summary", "frame")  # the kinds of evidence a Context holds
 
@@ -104,102 +104,3 @@ class Context:
 
     def __len__(self) -> int:
         return len(self.entries)
-
-
-@dataclass(frozen=True)
-class GraspConfig:
-    """Every GRASP stage, switchable for ablations (override with ``dataclasses.replace``)."""
-
-    # candidate generation (per modality)
-    candidates: int = 50  # candidates per retriever before fusion
-    pool: int = 30  # fused items that go on to grounding, expansion and reranking
-    tau: tuple[tuple[str, float], ...] = (("text", 0.1), ("image", 0.15))  # per-space min cosine of a dense hit
-    # multi-hop expansion (HippoRAG 2)
-    hop2: bool = True  # second dense round: the query joined with each top item (multi-hop dense retrieval)
-    hop2_seeds: int = 1  # top items whose text joins the query in the second round (one search each)
-    hop2_head: int = 2  # first-round items kept ahead of the second round's best (one per seed)
-    ppr: bool = False  # personalized PageRank over the bounded entity-item subgraph (off: see expand.py)
-    damping: float = 0.5  # probability of following an edge rather than restarting (HippoRAG 2: 0.5)
-    ppr_seeds: str = "both"  # "query" (linked query entities), "items" (entities of top hits) or "both"
-    seed_items: int = 5  # top fused items whose entities seed the walk
-    max_seed_degree: int = 50  # entities mentioned by more items than this are too generic to seed
-    hops: int = 2  # entity-item hops of the subgraph around the seeds
-    max_nodes: int = 1000  # node cap of that subgraph, so latency stays flat as the graph grows
-    ppr_weight: float = 0.15  # weight of the normalised PPR mass in the fusion (conservative)
-    ppr_rescue: int = 2  # items PPR ranks high that no retriever found may join the pool
-    # GRASP
-    grounding: bool = True  # link query entities; with an image, drop entities / facts absent from it
-    link_threshold: float = 0.85  # min name-embedding cosine for an embedding entity link
-    eta: float = 0.2  # min presence score of a fact in the query image (head + tail, min-max normalised)
-    rerank: bool = True  # answer-supporting relevance: the reranker's keep mask over facts
-    rerank_items: bool = False  # also over items (off: answer turns often share no word with the question)
-    redundancy: bool = True  # collapse near-duplicate evidence, keeping the better-sourced one
-    dup_threshold: float = 0.92  # cosine above which two pieces of evidence are the same
-    # packing
-    facts: bool = True  # put kept triplets in the context
-    max_facts: int = 10  # facts considered for packing
-    summaries: bool = True  # put the sessions' summaries of the top items in the context
-    frames: bool = True  # put images of image items in the context
-    budget_tokens: int = 1024  # default budget of retrieve_context
-    neighbours: bool = True  # turns borrow from their session neighbours (as Memory.search does)
-
-    def __post_init__(self) -> None:
-        if self.candidates <= 0 or self.pool <= 0:
-            raise ConfigError("grasp candidates and pool must be positive")
-        for space, value in self.tau:
-            if not -1.0 <= float(value) <= 1.0:
-                raise ConfigError(f"tau for space {space!r} must be a cosine in [-1, 1], got {value}")
-        if not 0.0 < self.damping < 1.0:
-            raise ConfigError(f"damping must be in (0, 1), got {self.damping}; HippoRAG 2 uses 0.5")
-        if self.ppr_seeds not in ("query", "items", "both"):
-            raise ConfigError(f"ppr_seeds must be 'query', 'items' or 'both', got {self.ppr_seeds!r}")
-        if min(self.hop2_seeds, self.hop2_head, self.seed_items, self.hops, self.ppr_rescue, self.max_facts) < 0:
-            raise ConfigError(
-                "grasp counts (hop2_seeds, hop2_head, seed_items, hops, ppr_rescue, max_facts) must be >= 0"
-            )
-        if self.max_nodes <= 0 or self.max_seed_degree <= 0:
-            raise ConfigError("max_nodes and max_seed_degree must be positive")
-        if self.ppr_weight < 0:
-            raise ConfigError("ppr_weight must be >= 0")
-        for name in ("link_threshold", "eta", "dup_threshold"):
-            if not 0.0 <= getattr(self, name) <= 1.0:
-                raise ConfigError(f"{name} must be in [0, 1], got {getattr(self, name)}")
-        if self.budget_tokens <= 0:
-            raise ConfigError(f"budget_tokens must be positive, got {self.budget_tokens}")
-
-    def tau_for(self, space: str) -> float | None:
-        """The dense threshold of ``space`` (None: no threshold)."""
-        return dict(self.tau).get(space)
-
-    def is_on(self, stage: str) -> bool:
-        """Whether ``stage`` (one of STAGES) is switched on."""
-        return bool(getattr(self, stage))
-
-    def with_(self, *stages: str) -> GraspConfig:
-        """This config with stages switched on (tau: the default thresholds)."""
-        unknown = set(stages) - set(STAGES)
-        if unknown:
-            raise ConfigError(f"unknown stage(s) {sorted(unknown)}; stages are {', '.join(STAGES)}")
-        changes: dict[str, Any] = {s: True for s in stages if s != "tau"}
-        if "tau" in stages:
-            changes["tau"] = GraspConfig.__dataclass_fields__["tau"].default
-        return _replace(self, changes)
-
-    def without(self, *stages: str) -> GraspConfig:
-        """This config with stages switched off, e.g. ``config.without("ppr", "rerank")`` (for ablations)."""
-        unknown = set(stages) - set(STAGES)
-        if unknown:
-            raise ConfigError(f"unknown stage(s) {sorted(unknown)}; stages are {', '.join(STAGES)}")
-        changes: dict[str, Any] = {s: False for s in stages if s != "tau"}
-        if "tau" in stages:
-            changes["tau"] = ()
-        return _replace(self, changes)
-
-
-STAGES: Sequence[str] = ("tau", "hop2", "ppr", "grounding", "rerank", "redundancy", "facts", "summaries")
-
-
-def _replace(config: GraspConfig, changes: dict[str, Any]) -> GraspConfig:
-    import dataclasses
-
-    return dataclasses.replace(config, **changes)

@@ -181,6 +181,8 @@ class GraspConfig:
     # packing
     facts: bool = True  # put kept triplets in the context
     max_facts: int = 10  # facts considered for packing
+    fact_vectors: str = "source"  # a fact's vector for reranking: "source" (its items' stored vectors, no
+    # model call) or "encode" (embed each rendered fact: one more encoder call per query, ~+40% latency)
     summaries: bool = True  # put the sessions' summaries of the top items in the context
     frames: bool = True  # put images of image items in the context
     budget_tokens: int = 1024  # default budget of retrieve_context
@@ -198,6 +200,8 @@ class GraspConfig:
                 raise ConfigError(f"tau for space {space!r} must be a cosine in [-1, 1], got {value}")
         if not 0.0 < self.damping < 1.0:
             raise ConfigError(f"damping must be in (0, 1), got {self.damping}; HippoRAG 2 uses 0.5")
+        if self.fact_vectors not in ("source", "encode"):
+            raise ConfigError(f"fact_vectors must be 'source' or 'encode', got {self.fact_vectors!r}")
         if self.ppr_seeds not in ("query", "items", "both"):
             raise ConfigError(f"ppr_seeds must be 'query', 'items' or 'both', got {self.ppr_seeds!r}")
         if min(self.hop2_seeds, self.hop2_head, self.seed_items, self.hops, self.ppr_rescue, self.max_facts) < 0:

@@ -25,8 +25,16 @@ _KIND_RANK = {"item": 0, "frame": 0, "fact": 1, "summary": 2}  # lower = better-
 
 def token_set_similarity(a: str, b: str) -> float:
     """Jaccard similarity of the lower-cased word sets (a vector-free near-duplicate test)."""
-    x, y = set(_WORD.findall(a.lower())), set(_WORD.findall(b.lower()))
-    return len(x & y) / len(x | y) if x | y else 1.0
+    return _jaccard(_words(a), _words(b))
+
+
+def _words(text: str) -> frozenset[str]:
+    return frozenset(_WORD.findall(text.lower()))
+
+
+def _jaccard(x: frozenset[str], y: frozenset[str]) -> float:
+    union = len(x | y)
+    return len(x & y) / union if union else 1.0
 
 
 def _better(a: ContextEntry, b: ContextEntry) -> bool:
@@ -50,12 +58,13 @@ def collapse_duplicates(
     if vectors is not None and len(vectors) != n:
         raise ConfigError(f"got {len(vectors)} vectors for {n} entries")
     sims = vectors @ vectors.T if vectors is not None and n else None
+    words = [_words(e.text) for e in entries]  # once per entry, not once per pair
     winner = list(range(n))  # index of the entry that stands for each position
     kept: list[int] = []
     for k in range(n):
         for j in kept:
             dup = (sims is not None and sims[j, k] >= threshold) or (
-                token_set_similarity(entries[j].text, entries[k].text) >= lexical_threshold
+                _jaccard(words[j], words[k]) >= lexical_threshold
             )
             if dup:
                 if _better(entries[k], entries[winner[j]]):

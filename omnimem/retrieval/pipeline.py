@@ -143,7 +143,15 @@ def grasp_rank(
     # 3. answer-supporting relevance
     if cfg.rerank and pool:
         pool, facts = _rerank(
-            source, query, pool, facts, qvec, links, reranker or OfflineReranker(source.encoder), cfg.rerank_items
+            source,
+            query,
+            pool,
+            facts,
+            qvec,
+            links,
+            reranker or OfflineReranker(source.encoder),
+            cfg.rerank_items,
+            cfg.fact_vectors,
         )
     lap("rerank")
     return GraspRanking(pool, facts[: cfg.max_facts], links, timings)
@@ -266,14 +274,26 @@ def _entity_rows(source: RetrievalSource, facts: list[tuple[Any, float]]) -> dic
     return {r.id: r for r in source.graph.entities(ids, include_merged=True)} if ids else {}
 
 
+def _mean_unit(vectors: list[np.ndarray]) -> np.ndarray | None:
+    if not vectors:
+        return None
+    mean = np.mean(np.asarray(vectors, dtype=np.float32), axis=0)
+    return mean / max(float(np.linalg.norm(mean)), 1e-9)
+
+
 def _rerank(
     source: RetrievalSource, query: str, pool: list[Fused], facts: list[tuple[Any, float]], qvec: np.ndarray,
-    links: list[EntityLink], reranker: Reranker, items_too: bool,
+    links: list[EntityLink], reranker: Reranker, items_too: bool, fact_vectors: str = "source",
 ) -> tuple[list[Fused], list[tuple[Any, float]]]:  # fmt: skip
     """The reranker's keep mask over facts (and items when ``items_too``); kept items stay in fused
-    order, facts are ordered by the reranker's score (M3KG-RAG filters the facts)."""
+    order, facts are ordered by the reranker's score (M3KG-RAG filters the facts).
+
+    ``fact_vectors="source"``: a fact's vector is the mean of its source items' stored vectors (what
+    the fact was read from), so the offline reranker needs no model call; its lexical feature still
+    tells apart the facts of one item. ``"encode"``: the reranker embeds each rendered fact."""
     items = {i.id: i for i in source.store.get([f.id for f in pool]) if i is not None} if items_too else {}
-    ids, vectors = source.store.vectors(TEXT_SPACE, list(items)) if items else ([], [])
+    sourced = {s for t, _ in facts for s in t.sources} if fact_vectors == "source" else set()
+    ids, vectors = source.store.vectors(TEXT_SPACE, sorted(set(items) | sourced)) if items or sourced else ([], [])
     vec_of = dict(zip(ids, vectors))
     names = _entity_rows(source, facts)
     linked = {lk.entity_id for lk in links}
@@ -283,9 +303,12 @@ def _rerank(
         if f.id in items
     ]
     candidates += [
-        Candidate(t.id, render_fact(source, t, names), "fact", min(1.0, s), float(bool({t.head, t.tail} & linked)))
+        Candidate(
+            t.id, render_fact(source, t, names), "fact", min(1.0, s), float(bool({t.head, t.tail} & linked)),
+            _mean_unit([vec_of[i] for i in t.sources if i in vec_of]),
+        )
         for t, s in facts
-    ]
+    ]  # fmt: skip
     if not candidates:
         return pool, facts
     if isinstance(reranker, OfflineReranker) and reranker.encoder is source.encoder:

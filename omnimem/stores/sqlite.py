@@ -293,20 +293,18 @@ class SQLiteRecordStore:
         around it (the question before an answer, the answer after a question).
         """
         out: dict[str, tuple[str | None, str | None]] = {}
-        for item_id in dict.fromkeys(ids):
-            rows = self._read("SELECT rowid, episode, session FROM items WHERE id = ?", (item_id,))
-            if not rows or rows[0][2] is None:
-                continue
-            rowid, episode, session = rows[0]
-            same = "session = ? AND episode IS ?"
-            before = self._read(
-                f"SELECT id FROM items WHERE {same} AND rowid < ? ORDER BY rowid DESC LIMIT 1",
-                (session, episode, rowid),
+        ids = list(dict.fromkeys(ids))
+        same = "n.session = c.session AND n.episode IS c.episode"
+        for start in range(0, len(ids), 500):  # one statement per 500 ids, not three per id
+            chunk = ids[start : start + 500]
+            rows = self._read(
+                f"SELECT c.id,"
+                f" (SELECT n.id FROM items n WHERE {same} AND n.rowid < c.rowid ORDER BY n.rowid DESC LIMIT 1),"
+                f" (SELECT n.id FROM items n WHERE {same} AND n.rowid > c.rowid ORDER BY n.rowid LIMIT 1)"
+                f" FROM items c WHERE c.id IN ({', '.join('?' * len(chunk))}) AND c.session IS NOT NULL",
+                chunk,
             )
-            after = self._read(
-                f"SELECT id FROM items WHERE {same} AND rowid > ? ORDER BY rowid LIMIT 1", (session, episode, rowid)
-            )
-            out[item_id] = (before[0][0] if before else None, after[0][0] if after else None)
+            out.update({item_id: (before, after) for item_id, before, after in rows})
         return out
 
     # -- forgetting: statistics and the archive (omnimem.stores.archive) ---------------------

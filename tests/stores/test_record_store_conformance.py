@@ -195,3 +195,20 @@ def test_second_writer_waits_then_gets_a_clear_error(tmp_path):
     assert second.add(_items()[:1])
     first.close()
     second.close()
+
+
+def test_neighbours_are_the_adjacent_turns_of_the_same_session_and_episode(store):
+    turns = [
+        Item.make(text="t1", session="s1", episode="u1"),
+        Item.make(text="other session", session="s2", episode="u1"),
+        Item.make(text="t2", session="s1", episode="u1"),
+        Item.make(text="same session, other user", session="s1", episode="u2"),
+        Item.make(text="t3", session="s1", episode="u1"),
+        Item.make(text="no session"),
+    ]
+    store.add(turns)
+    t1, s2, t2, u2, t3, loose = (t.id for t in turns)
+    got = store.neighbours([t2, t1, t3, s2, loose, "missing", t2])
+    assert got[t1] == (None, t2) and got[t2] == (t1, t3) and got[t3] == (t2, None)
+    assert got[s2] == (None, None) and loose not in got and "missing" not in got
+    assert store.neighbours([u2]) == {u2: (None, None)}

@@ -63,9 +63,7 @@ def collapse_duplicates(
     kept: list[int] = []
     for k in range(n):
         for j in kept:
-            dup = (sims is not None and sims[j, k] >= threshold) or (
-                _jaccard(words[j], words[k]) >= lexical_threshold
-            )
+            dup = (sims is not None and sims[j, k] >= threshold) or (_jaccard(words[j], words[k]) >= lexical_threshold)
             if dup:
                 if _better(entries[k], entries[winner[j]]):
                     winner[j] = k

@@ -2,20 +2,28 @@
 
     omnimem add MEMORY TEXT [--speaker S] [--timestamp T] [--session S]
     omnimem search MEMORY QUERY [--k 10] [--json]
+    omnimem context MEMORY QUERY [--budget 1024] [--session S ...] [--json]   (the packed GRASP context)
     omnimem ingest MEMORY PATH [--json]                 (a file or a folder; progress bar on a terminal)
     omnimem ask MEMORY QUESTION [--budget 1024] [--no-llm] [--json]
     omnimem chat MEMORY [--user NAME]                   (an interactive REPL with memory; reads stdin)
     omnimem video-qa MEMORY VIDEO QUESTION ...
     omnimem check MEMORY [--no-repair] [--json]
-    omnimem consolidate MEMORY
+    omnimem consolidate MEMORY [--json]                 (progress bar on a terminal)
     omnimem forget MEMORY [ID ...] [--session S] [--speaker S] [--before T]
-    omnimem graph build MEMORY [--agentic] [--workers N]
+    omnimem graph build MEMORY [--agentic] [--workers N] [--json]   (progress bar on a terminal)
     omnimem graph export MEMORY --format graphml|json|html [--entity NAME ...] [--hops 2] -o FILE
-    omnimem graph stats MEMORY
+    omnimem graph stats MEMORY [--json]
     omnimem serve ROOT [--host 127.0.0.1] [--port 8000] [--api-key KEY] [--allowed-root DIR]
     omnimem eval locomo|musique ...        (same as python -m omnimem.eval)
 
-Exit codes: 0 success, 1 a check found problems it could not repair, 2 bad input or a library error.
+Output: tables (:mod:`omnimem.cli_render`), coloured on a terminal, plain aligned text when piped or
+with ``NO_COLOR`` set (``FORCE_COLOR`` forces colour); ``--json`` is the stable output for scripts.
+Progress bars go to stderr, and only when it is a terminal.
+
+Exit codes (also in ``omnimem --help``): 0 success; 1 the command ran but found problems (a check it
+could not repair, files ingest could not read, items a graph job or consolidation failed on); 2 bad
+input or a library error, as one line ``omnimem: error: ...`` on stderr (``OMNIMEM_DEBUG=1`` re-raises
+unexpected errors with their traceback); 130 interrupted (Ctrl-C).
 """
 
 from __future__ import annotations
@@ -27,12 +35,34 @@ import os
 import sys
 from dataclasses import asdict
 from pathlib import Path
+from typing import Any
 
 from omnimem.errors import OmnimemError
 
+EXIT_OK = 0  # success
+EXIT_PROBLEMS = 1  # the command ran but found problems (unrepaired check, failed files or items)
+EXIT_ERROR = 2  # bad input or a library error (argparse's usage errors exit 2 too)
+EXIT_INTERRUPTED = 130  # Ctrl-C (128 + SIGINT, as shells report it)
+
+EPILOG = """\
+exit codes:
+  0    success
+  1    the command ran but found problems: a check it could not repair, files ingest could
+       not read, items a graph job or consolidation failed on
+  2    bad input or a library error (one line "omnimem: error: ..." on stderr;
+       OMNIMEM_DEBUG=1 shows the traceback of an unexpected one)
+  130  interrupted (Ctrl-C)
+
+output: coloured tables on a terminal, plain aligned text when piped or with NO_COLOR=1
+(FORCE_COLOR=1 forces colour); --json for scripts; progress bars on stderr, only on a terminal.
+"""
+
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="omnimem", description="Long-term multimodal memory for AI agents.")
+    parser = argparse.ArgumentParser(
+        prog="omnimem", description="Long-term multimodal memory for AI agents.", epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )  # fmt: skip
     sub = parser.add_subparsers(dest="command", required=True)
 
     add = sub.add_parser("add", help="remember a text")
@@ -42,11 +72,22 @@ def _parser() -> argparse.ArgumentParser:
     add.add_argument("--timestamp", help="ISO-8601 event time")
     add.add_argument("--session")
 
-    search = sub.add_parser("search", help="search a memory")
+    search = sub.add_parser("search", help="search a memory (a table of hits)")
     search.add_argument("memory")
     search.add_argument("query")
     search.add_argument("--k", type=int, default=10)
     search.add_argument("--json", action="store_true", help="one JSON object per hit")
+
+    context = sub.add_parser("context", help="the evidence for a query packed into a token budget (GRASP)")
+    context.add_argument("memory")
+    context.add_argument("query")
+    context.add_argument(
+        "--budget", type=int, default=1_024, dest="budget_tokens", metavar="TOKENS", help="default 1024"
+    )
+    context.add_argument(
+        "--session", action="append", dest="sessions", metavar="S", help="only this session (repeatable)"
+    )
+    context.add_argument("--json", action="store_true", help="the Context as one JSON object")
 
     ingest = sub.add_parser("ingest", help="remember a file or every file of a folder (by content type)")
     ingest.add_argument("memory")
@@ -73,7 +114,7 @@ def _parser() -> argparse.ArgumentParser:
     check = sub.add_parser("check", help="check a memory's consistency and repair index drift")
     check.add_argument("memory")
     check.add_argument("--no-repair", action="store_true")
-    check.add_argument("--json", action="store_true")
+    check.add_argument("--json", action="store_true", help="the report as one JSON object")
 
     graph = sub.add_parser("graph", help="build, export and inspect the M3KG knowledge graph")
     gsub = graph.add_subparsers(dest="graph_command", required=True)
@@ -81,6 +122,7 @@ def _parser() -> argparse.ArgumentParser:
     gbuild.add_argument("memory")
     gbuild.add_argument("--agentic", action="store_true", help="LLM agents (packaged SmolLM2) instead of spaCy rules")
     gbuild.add_argument("--workers", type=int, default=1)
+    gbuild.add_argument("--json", action="store_true", help="the job report as JSON")
     gexport = gsub.add_parser("export", help="write the graph, or an entity neighbourhood, as GraphML, JSON or HTML")
     gexport.add_argument("memory")
     gexport.add_argument("--format", choices=("graphml", "json", "html"), required=True)
@@ -89,9 +131,11 @@ def _parser() -> argparse.ArgumentParser:
     gexport.add_argument("-o", "--output", required=True)
     gstats = gsub.add_parser("stats", help="graph counts, coverage and job progress")
     gstats.add_argument("memory")
+    gstats.add_argument("--json", action="store_true", help="the counts as JSON")
 
     consolidate = sub.add_parser("consolidate", help="episodic -> semantic: graph, facts, duplicates, summaries")
     consolidate.add_argument("memory")
+    consolidate.add_argument("--json", action="store_true", help="what each step changed, as JSON")
 
     forget = sub.add_parser("forget", help="privacy delete: items and everything derived only from them")
     forget.add_argument("memory")
@@ -112,71 +156,142 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run one command; returns its exit code (see the module docstring). Errors never print a traceback."""
     argv = sys.argv[1:] if argv is None else argv
-    if argv[:1] == ["eval"]:
-        from omnimem.eval.__main__ import main as eval_main
+    try:
+        if argv[:1] == ["eval"]:
+            from omnimem.eval.__main__ import main as eval_main
 
-        return eval_main(argv[1:])
-    args = _parser().parse_args(argv)
-    logging.basicConfig(level=logging.WARNING)
+            return eval_main(argv[1:])
+        args = _parser().parse_args(argv)
+        logging.basicConfig(level=logging.WARNING)
+        commands = {
+            "add": _add, "search": _search, "context": _context, "ingest": _ingest, "ask": _ask, "chat": _chat,
+            "video-qa": _video_qa, "check": _check, "graph": _graph, "consolidate": _consolidate,
+            "forget": _forget, "serve": _serve,
+        }  # fmt: skip
+        return commands[args.command](args)
+    except KeyboardInterrupt:
+        newline = "\n" if sys.stderr.isatty() else ""  # past a progress bar or the terminal's ^C
+        print(f"{newline}omnimem: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except (OmnimemError, OSError) as e:
+        _error(str(e))
+        return EXIT_ERROR
+    except Exception as e:  # a bug or a dependency's error: still one line, unless asked for the traceback
+        if os.environ.get("OMNIMEM_DEBUG"):
+            raise
+        _error(f"{type(e).__name__}: {e} (OMNIMEM_DEBUG=1 shows the traceback)")
+        return EXIT_ERROR
+
+
+def _error(message: str) -> None:
+    first = message.strip().splitlines()[0] if message.strip() else "unknown error"
+    print(f"omnimem: error: {first}", file=sys.stderr)
+
+
+def _progress() -> bool | None:
+    """What the library's jobs take as ``progress``: None draws their tqdm bar (stderr is a
+    terminal), False draws nothing (piped, redirected, under a script)."""
+    return None if sys.stderr.isatty() else False
+
+
+def _print_json(value: Any, *, indent: int | None = None) -> None:
+    print(json.dumps(value, ensure_ascii=False, indent=indent))
+
+
+def _add(args: argparse.Namespace) -> int:
     from omnimem.memory import Memory
 
-    try:
-        if args.command == "add":
-            with Memory.open(args.memory) as mem:
-                (item_id,) = mem.add(args.text, speaker=args.speaker, timestamp=args.timestamp, session=args.session)
-                print(item_id)
-            return 0
-        if args.command == "search":
-            with Memory.open(args.memory, create=False) as mem:
-                for hit in mem.search(args.query, k=args.k):
-                    if args.json:
-                        print(json.dumps(asdict(hit), ensure_ascii=False))
-                    else:
-                        who = f"{hit.speaker}: " if hit.speaker else ""
-                        print(f"{hit.score:.3f}  {hit.id[:12]}  {who}{hit.text}")
-            return 0
-        if args.command == "graph":
-            return _graph(args)
-        if args.command == "ingest":
-            with Memory.open(args.memory) as mem:
-                report = mem.ingest(args.path)
-            if args.json:
-                print(json.dumps({"added": report.added, "skipped": report.skipped, "failed": report.failed}))
-            else:
-                print(report)
-            return 0 if report.ok else 1
-        if args.command == "ask":
-            return _ask(args)
-        if args.command == "chat":
-            return _chat(args)
-        if args.command == "video-qa":
-            return _video_qa(args)
-        if args.command == "serve":
-            from omnimem.server import serve
+    with Memory.open(args.memory) as mem:
+        (item_id,) = mem.add(args.text, speaker=args.speaker, timestamp=args.timestamp, session=args.session)
+    print(item_id)
+    return EXIT_OK
 
-            allowed = Path(args.allowed_root) if args.allowed_root else None
-            serve(Path(args.root), host=args.host, port=args.port, api_key=args.api_key, allowed_root=allowed)
-            return 0
-        if args.command == "consolidate":
-            with Memory.open(args.memory, create=False) as mem:
-                print(json.dumps(mem.consolidate(progress=None), indent=2))
-            return 0
-        if args.command == "forget":
-            with Memory.open(args.memory, create=False) as mem:
-                ids = args.ids or None
-                report = mem.forget(ids, sessions=args.sessions, speakers=args.speakers, before=args.before)
-                print(json.dumps({"items": report.items, "blobs": report.blobs, "triplets": report.triplets}))
-            return 0
-        if args.command == "check":
-            with Memory.open(args.memory, create=False) as mem:
-                report = mem.check(repair=not args.no_repair)
-            print(json.dumps(report, indent=None if args.json else 2))
-            return 0 if report["ok"] else 1
-    except OmnimemError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    return 2  # pragma: no cover - argparse rejects unknown commands first
+
+def _search(args: argparse.Namespace) -> int:
+    from omnimem.memory import Memory
+
+    with Memory.open(args.memory, create=False) as mem:
+        hits = mem.search(args.query, k=args.k)
+    if args.json:
+        for hit in hits:
+            _print_json(asdict(hit))
+    else:
+        from omnimem.cli_render import write_hits
+
+        write_hits(hits)
+    return EXIT_OK
+
+
+def _context(args: argparse.Namespace) -> int:
+    from omnimem.memory import Memory
+
+    with Memory.open(args.memory, create=False) as mem:
+        ctx = mem.context(args.query, budget_tokens=args.budget_tokens, sessions=args.sessions)
+    if args.json:
+        print(ctx.to_json())
+    else:
+        from omnimem.cli_render import write_context
+
+        write_context(ctx)
+    return EXIT_OK
+
+
+def _ingest(args: argparse.Namespace) -> int:
+    from omnimem.memory import Memory
+
+    with Memory.open(args.memory) as mem:
+        report = mem.ingest(args.path, progress=_progress())
+    if args.json:
+        _print_json({"added": report.added, "skipped": report.skipped, "failed": report.failed})
+    else:
+        print(report)
+    return EXIT_OK if report.ok else EXIT_PROBLEMS
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from omnimem.server import serve
+
+    allowed = Path(args.allowed_root) if args.allowed_root else None
+    serve(Path(args.root), host=args.host, port=args.port, api_key=args.api_key, allowed_root=allowed)
+    return EXIT_OK
+
+
+def _consolidate(args: argparse.Namespace) -> int:
+    from omnimem.memory import Memory
+
+    with Memory.open(args.memory, create=False) as mem:
+        report = mem.consolidate(progress=_progress())
+    _print_report(report, args.json, indent=2)
+    return EXIT_PROBLEMS if report.get("failures") else EXIT_OK
+
+
+def _forget(args: argparse.Namespace) -> int:
+    from omnimem.memory import Memory
+
+    with Memory.open(args.memory, create=False) as mem:
+        report = mem.forget(args.ids or None, sessions=args.sessions, speakers=args.speakers, before=args.before)
+    _print_json({"items": report.items, "blobs": report.blobs, "triplets": report.triplets})
+    return EXIT_OK
+
+
+def _check(args: argparse.Namespace) -> int:
+    from omnimem.memory import Memory
+
+    with Memory.open(args.memory, create=False) as mem:
+        report = mem.check(repair=not args.no_repair)
+    _print_report(report, args.json)
+    return EXIT_OK if report["ok"] else EXIT_PROBLEMS
+
+
+def _print_report(report: dict[str, Any], as_json: bool, *, indent: int | None = None) -> None:
+    if as_json:
+        _print_json(report, indent=indent)
+    else:
+        from omnimem.cli_render import write_report
+
+        write_report(report)
 
 
 def _generator(disabled: bool = False):
@@ -194,14 +309,14 @@ def _ask(args: argparse.Namespace) -> int:
     with Memory.open(args.memory, create=False) as mem:
         result = answer(_generator(args.no_llm), args.question, retrieve(mem, args.question, budget_tokens=args.budget))
     if args.json:
-        print(json.dumps(asdict(result), ensure_ascii=False))
-        return 0
+        _print_json(asdict(result))
+        return EXIT_OK
     if result.answer is not None:
-        print(f"A: {result.answer}")
-    for e in result.evidence:
-        span = f" {e.span[0]:.1f}-{e.span[1]:.1f}s" if e.span else ""
-        print(f"  [{e.id}] ({e.kind}{span}) {e.text}")
-    return 0
+        print(f"A: {result.answer}\n")
+    from omnimem.cli_render import write_evidence
+
+    write_evidence(result.evidence)
+    return EXIT_OK
 
 
 def _chat(args: argparse.Namespace) -> int:
@@ -219,7 +334,7 @@ def _chat(args: argparse.Namespace) -> int:
                 break
             state = chat(app, args.user, line.strip(), session=args.session)
             print(f"assistant: {state.get('answer', '')}", flush=True)
-    return 0
+    return EXIT_OK
 
 
 def _video_qa(args: argparse.Namespace) -> int:
@@ -231,7 +346,7 @@ def _video_qa(args: argparse.Namespace) -> int:
         for question in args.questions:
             state = ask_video(app, question, video=args.video)
             print(f"Q: {question}\nA: {state.get('answer', '')}", flush=True)
-    return 0
+    return EXIT_OK
 
 
 def _graph(args: argparse.Namespace) -> int:
@@ -241,19 +356,20 @@ def _graph(args: argparse.Namespace) -> int:
         if args.graph_command == "build":
             from omnimem.agents.kg_build import build_graph
 
-            report = build_graph(mem, agentic=args.agentic, workers=args.workers)
-            print(json.dumps(report.to_dict(), indent=2))
-            return 0 if not report.failures else 1
+            report = build_graph(mem, agentic=args.agentic, workers=args.workers, progress=_progress())
+            _print_report(report.to_dict(), args.json, indent=2)
+            return EXIT_PROBLEMS if report.failures else EXIT_OK
         if args.graph_command == "export":
             from omnimem.graph.export import export_graph
 
             path = export_graph(mem.graph, format=args.format, output=args.output, entity=args.entity, hops=args.hops)
             print(path)
-            return 0
+            return EXIT_OK
         from omnimem.graph.jobs import graph_stats
 
-        print(json.dumps(graph_stats(mem), indent=2))
-        return 0
+        stats = graph_stats(mem)
+    _print_report(stats, args.json, indent=2)
+    return EXIT_OK
 
 
 if __name__ == "__main__":

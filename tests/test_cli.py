@@ -46,10 +46,10 @@ def test_graph_build_stats_export(tmp_path, capsys):
     path = _hash_memory(tmp_path)
     assert main(["add", path, "Alice moved to Berlin in March.", "--speaker", "Alice"]) == 0
     capsys.readouterr()
-    assert main(["graph", "build", path]) == 0
+    assert main(["graph", "build", path, "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
     assert report["failures"] == []
-    assert main(["graph", "stats", path]) == 0
+    assert main(["graph", "stats", path, "--json"]) == 0
     stats = json.loads(capsys.readouterr().out)
     assert stats["uncovered_triplets"] == 0 and stats["entities"] >= 2
     out = tmp_path / "g.html"
@@ -62,7 +62,7 @@ def test_consolidate_and_forget(tmp_path, capsys):
     main(["add", path, "Bob lives in Oslo.", "--speaker", "Bob", "--session", "s1"])
     main(["add", path, "Eve's secret code is 4471.", "--speaker", "Eve", "--session", "s2"])
     capsys.readouterr()
-    assert main(["consolidate", path]) == 0
+    assert main(["consolidate", path, "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["failures"] == 0
     assert main(["forget", path, "--speaker", "Eve"]) == 0
     assert len(json.loads(capsys.readouterr().out)["items"]) == 1

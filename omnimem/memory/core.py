@@ -457,7 +457,7 @@ class Memory:
         return hits
 
     def context(
-        self, query: str, *, budget_tokens: int | None = None, image: Any = None,
+        self, query: str, *, budget_tokens: int | None = None, image: Any = None, audio: Any = None,
         modalities: Sequence[str] | None = None, sessions: Sequence[str] | None = None,
         speakers: Sequence[str] | None = None, since: Any = None, until: Any = None,
         config: GraspConfig | None = None, count_tokens: Callable[[str], int] | None = None, reranker: Any = None,
@@ -466,15 +466,21 @@ class Memory:
 
         GRASP retrieval (M3KG-RAG, "Modality-wise retrieval + GRASP"; :func:`omnimem.retrieval.retrieve_context`):
         per-space candidates, a second multi-hop round, grounding, reranking, redundancy pruning and packing
-        by utility per token. ``image``: the query's image (path, PIL image or frames). ``config``: a
+        by utility per token. ``image``: the query's image (path, PIL image or frames). ``audio``: the
+        query's audio (a file path or 16 kHz float32 samples), transcribed with the memory's transcriber,
+        searched as text and used to ground facts (those whose entities are not heard are dropped). ``config``: a
         :class:`GraspConfig` for this call (default ``self.config.grasp``). ``count_tokens``: the model's
         counter (default an estimate). Filters as in :meth:`search`.
         """
         self._check_open()
         filters = _filters(query, modalities, sessions, speakers, since, until)
+        heard = None
+        if audio is not None:
+            source = os.fspath(audio) if isinstance(audio, (str, os.PathLike)) else audio
+            heard = " ".join(s.text for s in self.media.transcriber.transcribe(source)).strip() or None
         ctx = retrieve_context(
             self, query, budget_tokens=budget_tokens, config=config or self.config.grasp, image=image,
-            count_tokens=count_tokens, reranker=reranker, filters=filters,
+            count_tokens=count_tokens, reranker=reranker, filters=filters, audio_text=heard,
         )  # fmt: skip
         if self.config.store.track_access and ctx.entries:
             self.store.touch_access([i for e in ctx.entries for i in e.item_ids or (e.id,)], utc_now())

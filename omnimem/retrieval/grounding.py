@@ -4,7 +4,10 @@ M3KG-RAG (arXiv 2512.20136), section "GRASP", step (a) *grounding*: entities men
 are linked to graph entities (exact canonical key, then an alias of a mention, then the cosine of
 name embeddings); for a query with an image, each candidate entity gets a presence score (the
 image-text cosine of the CLIP-like encoder, max over the given frames), a triplet scores the mean of
-its head's and tail's presence, and facts below eta are dropped.
+its head's and tail's presence, and facts below eta are dropped. For a query with audio, the
+presence of an entity is read from the audio's transcript (:func:`transcript_presence`: the name, or
+a close spelling of it, is heard); no audio-text model (CLAP) ships offline, so the transcript is the
+audio's evidence, as the paper's audio branch allows.
 """
 
 from __future__ import annotations
@@ -20,7 +23,9 @@ import numpy as np
 from omnimem.errors import ConfigError
 from omnimem.graph.normalize import concept_key
 
-__all__ = ["EntityLink", "NameIndex", "link_query_entities", "presence_scores", "triplet_presence"]
+__all__ = [
+    "EntityLink", "NameIndex", "link_query_entities", "presence_scores", "transcript_presence", "triplet_presence",
+]  # fmt: skip
 
 log = logging.getLogger(__name__)
 
@@ -147,6 +152,30 @@ def presence_scores(image_encoder: Any, images: Sequence[Any], names: Sequence[s
     frames = np.asarray(image_encoder.encode(list(images), modality="image"), dtype=np.float32)  # (f, d)
     texts = np.asarray(image_encoder.encode([f"a photo of {n}" for n in names], modality="text"), dtype=np.float32)
     return (texts @ frames.T).max(axis=1)  # (n,)
+
+
+def transcript_presence(transcript: str, names: Sequence[str], *, near: float = 0.75) -> np.ndarray:
+    """Presence of each named entity in a query's audio, from its transcript: float32 (n,) in [0, 1].
+
+    1.0 when the name's words are heard in order; otherwise the best character-match ratio
+    (``difflib``, 2 x matches / total length) between the name and a run of as many transcript words,
+    counted only from ``near`` up (speech recognisers misspell names: "Carolyn" for "Caroline" scores
+    0.8; an absent name scores 0, not the noise of chance letters).
+    """
+    from difflib import SequenceMatcher
+
+    words = concept_key(transcript).split()
+    out = np.zeros(len(names), dtype=np.float32)
+    for k, name in enumerate(names):
+        target = concept_key(name).split()
+        n = len(target)
+        if not n or not words:
+            continue
+        runs = [" ".join(words[i : i + n]) for i in range(max(1, len(words) - n + 1))]
+        joined = " ".join(target)
+        best = 1.0 if joined in runs else max(SequenceMatcher(None, joined, run).ratio() for run in runs)
+        out[k] = best if best >= near else 0.0
+    return out
 
 
 def triplet_presence(presence: Mapping[str, float], head: str, tail: str) -> float:

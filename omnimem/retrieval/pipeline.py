@@ -34,6 +34,7 @@ from omnimem.retrieval.grounding import (
     link_query_entities,
     presence_scores,
     query_mentions,
+    transcript_presence,
     triplet_presence,
 )
 from omnimem.retrieval.hybrid import hybrid_fused
@@ -68,9 +69,10 @@ def _images(image: Any) -> list[Any]:
 
 def grasp_rank(
     source: RetrievalSource, query: str, *, config: GraspConfig | None = None, image: Any = None,
-    reranker: Reranker | None = None, filters: Filters | None = None,
+    reranker: Reranker | None = None, filters: Filters | None = None, audio_text: str | None = None,
 ) -> GraspRanking:  # fmt: skip
-    """Rank items and facts for ``query`` (and its ``image``: one frame or a list) through every stage."""
+    """Rank items and facts for ``query`` (its ``image``: one frame or a list; ``audio_text``: the
+    transcript of its audio) through every stage."""
     if not isinstance(query, str) or not query.strip():
         raise ConfigError("query must be a non-empty string")
     cfg = config or GraspConfig()
@@ -85,12 +87,16 @@ def grasp_rank(
         timings[name] = round(1000 * (now - clock), 2)
         clock = now
 
-    # 1. candidates per modality
-    qvec = np.asarray(source.encoder.encode([query], modality="text"), dtype=np.float32)[0]
+    # 1. candidates per modality (the query's audio is heard as its transcript, in the text space)
+    texts = [query, audio_text] if audio_text else [query]
+    vectors = np.asarray(source.encoder.encode(texts, modality="text"), dtype=np.float32)
+    qvec = vectors[0]
     dense: dict[str, tuple[Any, np.ndarray]] = {"dense": (source.indexes[TEXT_SPACE].search, qvec)}
+    if audio_text:
+        dense["query_audio"] = (source.indexes[TEXT_SPACE].search, vectors[1])
     tau: dict[str, float] = {}
     if (t := cfg.tau_for(TEXT_SPACE)) is not None:
-        tau["dense"] = t
+        tau.update({name: t for name in dense})
     if source.image_encoder is not None and IMAGE_SPACE in source.indexes:
         text_in_image = source.image_encoder.encode([query], modality="text")[0]
         dense["image"] = (source.indexes[IMAGE_SPACE].search, text_in_image)
@@ -135,9 +141,11 @@ def grasp_rank(
     best = max((f.score for f in pool), default=0.0) or 1.0
     pool = [Fused(f.id, f.score / best, f.ranks) for f in pool]
     facts = _facts(source, pool, links, fact_mass, cfg) if cfg.facts else []
-    # grounding, part 2: facts present in the query image
+    # grounding, part 2: facts present in the query image / heard in the query audio
     if cfg.grounding and frames and facts and source.image_encoder is not None:
         facts = _ground_in_image(source, facts, frames, cfg.eta)
+    if cfg.grounding and audio_text and facts:
+        facts = _ground_in_audio(source, facts, audio_text, cfg.eta)
     lap("facts")
 
     # 3. answer-supporting relevance
@@ -256,6 +264,14 @@ def _ground_in_image(source: RetrievalSource, facts: list[tuple[Any, float]], fr
     return [(t, s) for t, s in facts if triplet_presence(presence, t.head, t.tail) >= eta]
 
 
+def _ground_in_audio(source: RetrievalSource, facts: list[tuple[Any, float]], transcript: str, eta: float) -> list:
+    """Drop facts whose head and tail are not heard in the query audio's transcript (GRASP grounding)."""
+    ids = list({e for t, _ in facts for e in (t.head, t.tail)})
+    names = {r.id: r.name for r in source.graph.entities(ids, include_merged=True)}
+    presence = dict(zip(ids, transcript_presence(transcript, [names.get(e, e) for e in ids]).tolist()))
+    return [(t, s) for t, s in facts if triplet_presence(presence, t.head, t.tail) >= eta]
+
+
 def render_fact(source: RetrievalSource, triplet: Any, names: dict[str, Any]) -> str:
     head, tail = names.get(triplet.head), names.get(triplet.tail)
     return render_triplet(
@@ -323,13 +339,15 @@ def _rerank(
 
 def grasp_search(
     source: RetrievalSource, query: str, k: int = 10, *, config: GraspConfig | None = None, image: Any = None,
-    filters: Filters | None = None, reranker: Reranker | None = None,
+    filters: Filters | None = None, reranker: Reranker | None = None, audio_text: str | None = None,
 ) -> list[Hit]:  # fmt: skip
     """GRASP-ranked hits (what ``Memory.search`` returns, ranked by :func:`grasp_rank`)."""
     if isinstance(k, bool) or not isinstance(k, int) or k <= 0:
         raise ConfigError(f"k must be a positive int, got {k!r}")
     cfg = config or GraspConfig()
-    ranking = grasp_rank(source, query, config=cfg, image=image, reranker=reranker, filters=filters)
+    ranking = grasp_rank(
+        source, query, config=cfg, image=image, reranker=reranker, filters=filters, audio_text=audio_text
+    )
     top = ranking.items[:k]
     items = source.store.get([f.id for f in top])
     return [
@@ -342,16 +360,19 @@ def grasp_search(
 def retrieve_context(
     source: RetrievalSource, query: str, *, budget_tokens: int | None = None, config: GraspConfig | None = None,
     image: Any = None, count_tokens: Callable[[str], int] | None = None, reranker: Reranker | None = None,
-    filters: Filters | None = None,
+    filters: Filters | None = None, audio_text: str | None = None,
 ) -> Context:  # fmt: skip
     """The evidence for ``query`` packed into ``budget_tokens`` (default ``config.budget_tokens``).
 
     ``count_tokens``: the model's token counter (e.g. a vlm generator's ``count_tokens``); default a
     cheap estimate. ``image``: the query's image (or a list of frames), for the image space and
-    grounding. ``reranker``: a :class:`~omnimem.retrieval.rerank.Reranker` (default: offline).
+    grounding. ``audio_text``: the transcript of the query's audio, searched in the text space and
+    used to ground facts. ``reranker``: a :class:`~omnimem.retrieval.rerank.Reranker` (default: offline).
     """
     cfg = config or GraspConfig()
-    ranking = grasp_rank(source, query, config=cfg, image=image, reranker=reranker, filters=filters)
+    ranking = grasp_rank(
+        source, query, config=cfg, image=image, reranker=reranker, filters=filters, audio_text=audio_text
+    )
     return pack_context(source, query, ranking, budget_tokens=budget_tokens, config=cfg, count_tokens=count_tokens)
 
 

@@ -409,6 +409,14 @@ class GraphStore:
         return [Merge(r[0], r[1], r[2], r[3], json.loads(r[4]), r[5], r[6]) for r in rows]
 
     # -- privacy delete ------------------------------------------------------------------------
+    def orphan_items(self) -> list[str]:
+        """Ids of items the graph still links to (mentions, triplet sources) that are no longer stored."""
+        rows = self._read(
+            "SELECT item_id FROM mentions WHERE item_id NOT IN (SELECT id FROM items)"
+            " UNION SELECT item_id FROM triplet_sources WHERE item_id NOT IN (SELECT id FROM items)"
+        )
+        return sorted(r[0] for r in rows)
+
     def delete_item_links(self, item_ids: Sequence[str]) -> dict[str, int]:
         """Remove the mentions and triplet sources of deleted items, and what is left without evidence.
 

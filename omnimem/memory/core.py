@@ -346,11 +346,12 @@ class Memory:
         self._check_open()
         ids = [ids] if isinstance(ids, str) else list(ids)
         befores = {space: index.generation for space, index in self.indexes.items()}
-        deleted = self.store.delete(ids)
+        with self.store.transaction():  # the items and their graph links go together, or neither
+            deleted = self.store.delete(ids)
+            if deleted:
+                self.graph.delete_item_links(deleted)
         for space, index in self.indexes.items():
             index.applied(deleted, None, befores[space])
-        if deleted:
-            self.graph.delete_item_links(deleted)
         return len(deleted)
 
     def consolidate(self, *, resolve: bool = True, progress: Any = False) -> dict[str, Any]:
@@ -504,9 +505,9 @@ class Memory:
 
     # -- maintenance -------------------------------------------------------------------------
     def check(self, *, repair: bool = True) -> dict[str, Any]:
-        """Check SQLite, FTS and each vector index against SQLite; repair what drifted.
+        """Check SQLite, FTS, each vector index and the graph's links against the items; repair what drifted.
 
-        Returns ``{"ok": bool, "database": [...problems], "indexes": {space: {...}}}``.
+        Returns ``{"ok": bool, "database": [...problems], "indexes": {space: {...}}, "graph": {...}}``.
         """
         self._check_open()
         problems = self.store.integrity_check()
@@ -521,8 +522,14 @@ class Memory:
                 index.refresh(force=True)
                 index.save()
             report["indexes"][space] = {**drift, "size": len(index), "repaired": bool(repair and any(drift.values()))}
-        report["ok"] = not problems and all(
-            v["repaired"] or not (v["missing"] or v["extra"]) for v in report["indexes"].values()
+        orphans = self.graph.orphan_items()  # graph links of items that are gone (a pre-0.2 delete, a crash)
+        if repair and orphans:
+            self.graph.delete_item_links(orphans)
+        report["graph"] = {"orphan_items": len(orphans), "repaired": bool(repair and orphans)}
+        report["ok"] = (
+            not problems
+            and all(v["repaired"] or not (v["missing"] or v["extra"]) for v in report["indexes"].values())
+            and (not orphans or bool(repair))
         )
         return report
 

@@ -106,6 +106,7 @@ class SQLiteRecordStore:
     def __init__(self, path: str | Path, *, busy_timeout: float = 30.0, synchronous: str = "NORMAL") -> None:
         self.path = str(path)
         self._lock = threading.RLock()
+        self._savepoints = 0  # names nested transactions
         try:
             self.conn = sqlite3.connect(self.path, timeout=busy_timeout, isolation_level=None, check_same_thread=False)
             self.conn.execute("PRAGMA journal_mode=WAL")
@@ -141,8 +142,25 @@ class SQLiteRecordStore:
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
-        """One write transaction (``BEGIN IMMEDIATE``): all of it commits, or none of it."""
+        """One write transaction (``BEGIN IMMEDIATE``): all of it commits, or none of it.
+
+        Nested inside another transaction of this store (same thread), it is a SAVEPOINT: its work
+        commits with the outer transaction, and an error inside it rolls back only its own part.
+        """
         with self._lock:
+            if self.conn.in_transaction:
+                self._savepoints += 1
+                name = f"omnimem_{self._savepoints}"
+                self.conn.execute(f"SAVEPOINT {name}")
+                try:
+                    yield self.conn
+                except BaseException:
+                    self.conn.execute(f"ROLLBACK TO {name}")
+                    self.conn.execute(f"RELEASE {name}")
+                    raise
+                else:
+                    self.conn.execute(f"RELEASE {name}")
+                return
             try:
                 self.conn.execute("BEGIN IMMEDIATE")
             except sqlite3.DatabaseError as e:

@@ -230,3 +230,28 @@ def test_graph_extraction_can_be_switched_off(tmp_path, hash_encoder):
     with omnimem.Memory.open(tmp_path / "m", encoder=hash_encoder, config=config) as mem:
         mem.add("Alice moved to Berlin in March.")
         assert mem.graph.counts()["entities"] == 0
+
+
+def test_delete_is_one_transaction_with_the_graph_links(mem, monkeypatch):
+    keep, gone = mem.add(["Alice moved to Berlin in March.", "Bob flew to Lisbon in May."])
+
+    def crash(item_ids):
+        raise OSError("killed between the item and its graph links")
+
+    monkeypatch.setattr(mem.graph, "delete_item_links", crash)
+    with pytest.raises(OSError):
+        mem.delete(gone)
+    assert len(mem) == 2 and mem.get(gone).text.startswith("Bob")  # rolled back together
+    monkeypatch.undo()
+    assert mem.delete(gone) == 1 and not mem.graph.find_entities("Lisbon") and mem.graph.find_entities("Berlin")
+
+
+def test_check_finds_and_repairs_graph_links_of_missing_items(mem):
+    keep, gone = mem.add(["Alice moved to Berlin in March.", "Bob flew to Lisbon in May."])
+    mem.store.delete([gone])  # behind the memory's back: the graph still links to it
+    report = mem.check(repair=False)
+    assert report["graph"]["orphan_items"] == 1 and not report["ok"]
+    report = mem.check()
+    assert report["ok"] and report["graph"]["repaired"] and not mem.graph.find_entities("Lisbon")
+    assert mem.check(repair=False)["graph"] == {"orphan_items": 0, "repaired": False}
+    assert mem.graph.find_entities("Berlin") and mem.graph.check_coverage() == []

@@ -212,3 +212,24 @@ def test_neighbours_are_the_adjacent_turns_of_the_same_session_and_episode(store
     assert got[t1] == (None, t2) and got[t2] == (t1, t3) and got[t3] == (t2, None)
     assert got[s2] == (None, None) and loose not in got and "missing" not in got
     assert store.neighbours([u2]) == {u2: (None, None)}
+
+
+def test_nested_transactions_are_savepoints(tmp_path):
+    store = SQLiteRecordStore(tmp_path / "n.db")
+    a, b, c = (Item.make(text=t) for t in ("outer", "inner, rolled back", "after"))
+    with store.transaction():
+        store.add([a])
+        with pytest.raises(RuntimeError):
+            with store.transaction():
+                store.add([b])
+                raise RuntimeError("inner failure")
+        store.add([c])
+    assert sorted(store.ids()) == sorted([a.id, c.id])
+    with pytest.raises(RuntimeError):
+        with store.transaction():
+            store.add([b])
+            with store.transaction():
+                store.delete([a.id])
+            raise RuntimeError("outer failure")
+    assert sorted(store.ids()) == sorted([a.id, c.id])  # the released savepoint went with the outer rollback
+    store.close()

@@ -1,12 +1,13 @@
 """Build the M3KG over the MuSiQue corpus with the fast (spaCy, no-LLM) extractor; print one JSON line.
 
-    .venv/bin/python benchmarks/graph_build.py [--limit N] [--batch 256] [--no-resolve] [--embed minilm|bow]
+    .venv/bin/python benchmarks/graph_build.py [--limit N] [--batch 256] [--no-resolve] [--no-split] [--embed minilm|bow]
 
 Reads ``musique/musique_train_corpus.json`` (1,890 passages) from ``omnimem.data.data_dir()`` and
 prints ``{"skipped": ...}`` when the data is absent. The baseline, measured in the same run over the
 same passages (alternating with the build chunk by chunk), is spaCy's ``nlp.pipe`` alone: the ratio
 ``overhead`` = build / baseline shows what our rules and the SQLite writes cost on top of parsing.
-Entity resolution (MiniLM contexts by default) runs once at the end and is timed on its own.
+Sense splitting (homonyms, ``omnimem.graph.senses``) then entity resolution (MiniLM contexts by
+default) run once at the end and are timed on their own.
 """
 
 from __future__ import annotations
@@ -23,7 +24,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--limit", type=int, default=None, help="passages to use (default: all)")
     parser.add_argument("--batch", type=int, default=256, help="items per GraphBuilder.add_items call")
-    parser.add_argument("--no-resolve", action="store_true", help="skip entity resolution")
+    parser.add_argument("--no-resolve", action="store_true", help="skip entity resolution (and sense splitting)")
+    parser.add_argument("--no-split", action="store_true", help="skip sense splitting")
     parser.add_argument("--embed", choices=("minilm", "bow"), default="minilm", help="context embedder for resolution")
     args = parser.parse_args(argv)
 
@@ -35,7 +37,7 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps({"benchmark": "graph_build", "skipped": "musique corpus absent (set OMNIMEM_DATA)"}))
         return 0
 
-    from omnimem.graph import EntityResolver, GraphBuilder, GraphStore, SpacyExtractor
+    from omnimem.graph import EntityResolver, GraphBuilder, GraphStore, SenseSplitter, SpacyExtractor
     from omnimem.stores.sqlite import SQLiteRecordStore
     from omnimem.types import Item
 
@@ -68,13 +70,17 @@ def main(argv: list[str] | None = None) -> int:
             builder.add_items(chunk)
             build_s += time.perf_counter() - start
         start = time.perf_counter()
+        splits = SenseSplitter(embed).split(graph) if resolver and not args.no_split else []
+        split_s = time.perf_counter() - start
+        split_names = sorted({graph.get_entity(s.entity).name for s in splits})
+        start = time.perf_counter()
         resolution = resolver.resolve(graph) if resolver else None
         resolve_s = time.perf_counter() - start
         counts = graph.counts()
         uncovered = len(graph.check_coverage())
         store.close()
 
-    seconds = build_s + resolve_s
+    seconds = build_s + split_s + resolve_s
     print(
         json.dumps(
             {
@@ -84,6 +90,7 @@ def main(argv: list[str] | None = None) -> int:
                 "sentences": sentences,
                 "seconds": round(seconds, 2),
                 "build_seconds": round(build_s, 2),
+                "split_seconds": round(split_s, 2),
                 "resolve_seconds": round(resolve_s, 2),
                 "passages_per_s": round(len(items) / build_s, 1),
                 "sentences_per_s": round(sentences / build_s, 1),
@@ -92,6 +99,8 @@ def main(argv: list[str] | None = None) -> int:
                 "mentions": counts["mentions"],
                 "relations": counts["relations"],
                 "merges": counts["merges"],
+                "splits": len(splits),
+                "split_names": split_names[:20],
                 "candidate_pairs": resolution.candidates if resolution else 0,
                 "uncovered_triplets": uncovered,
                 "resolver_embed": None if args.no_resolve else args.embed,

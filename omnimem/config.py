@@ -140,6 +140,7 @@ class GraphConfig:
 
     extract_on_add: bool = True  # run the fast spaCy extractor on every add (no LLM)
     spacy_model: str = "en_core_web_sm"  # spaCy pipeline name; the default is the packaged one
+    split_senses: bool = True  # graph jobs split a name used for two people apart (omnimem.graph.senses)
 
     def __post_init__(self) -> None:
         _check(bool(self.spacy_model), "graph.spacy_model must name a spaCy pipeline")

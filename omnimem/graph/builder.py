@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from omnimem.graph.extract import Extraction, SpacyExtractor
 from omnimem.graph.resolve import EntityResolver
+from omnimem.graph.senses import route_senses
 from omnimem.graph.store import EntityRow, GraphStore, MentionRow, TripletRow, entity_id
 from omnimem.types import Item
 
@@ -82,6 +83,8 @@ class GraphBuilder:
     def add_items(self, items: Sequence[Item], *, skip_existing: bool = True) -> BuildReport:
         """Extract from each item's text (its speaker resolves "I"/"my") and write the rows.
 
+        A mention of a name that has senses (:mod:`omnimem.graph.senses`) goes to the sense closest to
+        its context (embedded with the resolver's ``embed``, else bag-of-words).
         ``skip_existing``: items that already have mentions or triplet sources are not re-read.
         Running it twice on the same items changes nothing either way (content-hash ids).
         """
@@ -94,14 +97,11 @@ class GraphBuilder:
         if not todo:
             return BuildReport(skipped=skipped)
         extractions = self.extractor.extract([item.text for item in todo], speakers=[item.speaker for item in todo])
-        entities: list[EntityRow] = []
-        mentions: list[MentionRow] = []
-        triplets: list[TripletRow] = []
-        for item, extraction in zip(todo, extractions):
-            e, m, t = rows_from_extraction(item, extraction)
-            entities += e
-            mentions += m
-            triplets += t
+        rows = {item.id: rows_from_extraction(item, extraction) for item, extraction in zip(todo, extractions)}
+        rows = route_senses(self.graph, rows, self.resolver.embed if self.resolver is not None else None)
+        entities = [e for r in rows.values() for e in r[0]]
+        mentions = [m for r in rows.values() for m in r[1]]
+        triplets = [t for r in rows.values() for t in r[2]]
         counts = self.graph.write(entities, mentions, triplets)
         merges = 0
         if self.resolver is not None and counts["entities"]:

@@ -9,8 +9,9 @@ callback or bar) and :class:`GraphJobReport`.
 
 Resumable: an item is marked done in ``graph_progress`` only after its rows are committed, so a
 killed job re-reads at most the batches in flight; graph writes are content-hashed, so re-reading
-changes nothing (idempotent). Entity resolution runs once at the end; a flag row says it is owed, so
-a job killed before it resolves every entity on its next run.
+changes nothing (idempotent). Sense splitting (:mod:`omnimem.graph.senses`: one name, two referents)
+then entity resolution run once at the end; a flag row says they are owed, so a job killed before
+them runs them over every entity on its next run.
 """
 
 from __future__ import annotations
@@ -29,13 +30,14 @@ from typing import Any
 from omnimem.errors import ConfigError, OmnimemError
 from omnimem.graph.builder import rows_from_extraction
 from omnimem.graph.extract import Extraction, ExtractorConfig, SpacyExtractor, load_spacy
-from omnimem.graph.resolve import EntityResolver
+from omnimem.graph.resolve import Embed, EntityResolver
+from omnimem.graph.senses import SenseSplitter, route_senses
 from omnimem.graph.store import EntityRow, GraphStore, MentionRow, TripletRow
 from omnimem.types import Item, utc_now
 
 __all__ = [
     "Failure", "BatchOutcome", "GraphJobReport", "ProgressTable", "Progress", "run_job", "resolve_new",
-    "run_with_resolution", "summarize", "write_rows", "build_graph", "graph_stats", "FAST", "PROGRESS_SQL",
+    "split_senses", "run_with_resolution", "summarize", "write_rows", "build_graph", "graph_stats", "FAST", "PROGRESS_SQL",
 ]  # fmt: skip
 
 log = logging.getLogger(__name__)
@@ -84,6 +86,7 @@ class GraphJobReport:
     triplets: int = 0  # new triplets
     sources: int = 0  # new triplet -> item links
     merges: int = 0  # entity merges made by resolution
+    splits: int = 0  # entities split into two senses (omnimem.graph.senses)
     llm_calls: int = 0  # LLM calls made (0 on the fast path)
     llm_calls_by_step: dict[str, int] = field(default_factory=dict)  # LLM calls per agent step
     failures: tuple[Failure, ...] = ()  # items that failed a step (logged with their ids)
@@ -263,10 +266,22 @@ def _pipelined(
         yield ids0, items0, future.result()
 
 
+def _embed(memory: Any) -> Embed | None:
+    """The memory's text encoder as an ``embed`` for contexts (None: bag-of-words)."""
+    encoder = getattr(memory, "encoder", None)
+    return (lambda texts: encoder.encode(list(texts), modality="text")) if encoder is not None else None
+
+
+def split_senses(memory: Any, graph: GraphStore, entity_ids: Sequence[str], *, owed: bool) -> int:
+    """Sense splitting after a job: the entities written (every entity if it was ``owed``)."""
+    if not owed and not entity_ids:
+        return 0
+    return len(SenseSplitter(_embed(memory)).split(graph, None if owed else list(dict.fromkeys(entity_ids))))
+
+
 def resolve_new(memory: Any, graph: GraphStore, entity_ids: Sequence[str], *, owed: bool) -> int:
     """Entity resolution after a job: the new entities against all (every entity if one was ``owed``)."""
-    encoder = getattr(memory, "encoder", None)
-    embed = (lambda texts: encoder.encode(list(texts), modality="text")) if encoder is not None else None
+    embed = _embed(memory)
     if not owed and not entity_ids:
         return 0
     resolution = EntityResolver(embed).resolve(graph, None if owed else list(dict.fromkeys(entity_ids)))
@@ -274,7 +289,7 @@ def resolve_new(memory: Any, graph: GraphStore, entity_ids: Sequence[str], *, ow
 
 
 def summarize(
-    mode: str, outcomes: Sequence[BatchOutcome], *, merges: int, remaining: int, seconds: float
+    mode: str, outcomes: Sequence[BatchOutcome], *, merges: int, remaining: int, seconds: float, splits: int = 0
 ) -> GraphJobReport:
     """Sum batch outcomes into a :class:`GraphJobReport`."""
     counts: Counter = Counter()
@@ -286,24 +301,33 @@ def summarize(
     return GraphJobReport(
         mode=mode, items=sum(len(o.done) for o in outcomes), skipped=sum(o.skipped for o in outcomes),
         entities=counts["entities"], mentions=counts["mentions"], triplets=counts["triplets"],
-        sources=counts["sources"], merges=merges, llm_calls=sum(calls.values()), llm_calls_by_step=dict(calls),
+        sources=counts["sources"], merges=merges, splits=splits, llm_calls=sum(calls.values()), llm_calls_by_step=dict(calls),
         failures=failures, remaining=remaining, seconds=seconds,
     )  # fmt: skip
 
 
-def run_with_resolution(memory: Any, *, mode: str, resolve: bool, **job: Any) -> GraphJobReport:
-    """:func:`run_job` then :func:`resolve_new`, with the owed-resolution flag kept across crashes."""
+def run_with_resolution(memory: Any, *, mode: str, resolve: bool, split: bool | None = None, **job: Any) -> GraphJobReport:  # fmt: skip
+    """:func:`run_job` then :func:`split_senses` and :func:`resolve_new`, with the owed flag kept across crashes.
+
+    ``split``: split homonyms into senses before resolving (only with ``resolve``); None: the
+    memory config's ``graph.split_senses``.
+    """
+    if split is None:
+        split = memory.config.graph.split_senses
     start = time.perf_counter()
     table = ProgressTable(memory.store)
     owed = table.flagged(mode)
     if resolve and table.pending(mode):
         table.set_flag(mode, True)
     outcomes, remaining = run_job(memory.store, mode=mode, **job)
-    merges = 0
+    merges = splits = 0
     if resolve:
-        merges = resolve_new(memory, memory.graph, [e for o in outcomes for e in o.entity_ids], owed=owed)
+        written = [e for o in outcomes for e in o.entity_ids]
+        splits = split_senses(memory, memory.graph, written, owed=owed) if split else 0
+        merges = resolve_new(memory, memory.graph, written, owed=owed)
         table.set_flag(mode, False)
-    report = summarize(mode, outcomes, merges=merges, remaining=remaining, seconds=time.perf_counter() - start)
+    seconds = time.perf_counter() - start
+    report = summarize(mode, outcomes, merges=merges, splits=splits, remaining=remaining, seconds=seconds)
     log.info("graph build (%s): %s", mode, {k: v for k, v in report.to_dict().items() if k != "failures"})
     for failure in report.failures:
         log.warning("graph build (%s): item %s failed at %s: %s", mode, failure.item_id, failure.step, failure.message)
@@ -325,9 +349,16 @@ def _inline(extractor: SpacyExtractor, items: list[Item]) -> list[Extraction | N
 
 
 def write_rows(
-    graph: GraphStore, rows: Mapping[str, tuple[list[EntityRow], list[MentionRow], list[TripletRow]]]
+    graph: GraphStore,
+    rows: Mapping[str, tuple[list[EntityRow], list[MentionRow], list[TripletRow]]],
+    *,
+    embed: Embed | None = None,
 ) -> BatchOutcome:
-    """Write each item's rows in one transaction (sources = the item ids: the coverage property)."""
+    """Write each item's rows in one transaction (sources = the item ids: the coverage property).
+
+    Mentions of names that have senses go to the closest sense first (:func:`route_senses`, ``embed``).
+    """
+    rows = route_senses(graph, rows, embed)
     entities = [e for r in rows.values() for e in r[0]]
     mentions = [m for r in rows.values() for m in r[1]]
     triplets = [t for r in rows.values() for t in r[2]]
@@ -335,7 +366,9 @@ def write_rows(
     return BatchOutcome(done=list(rows), counts=Counter(counts), entity_ids=[e.id for e in entities])
 
 
-def _fast_commit(graph: GraphStore, items: list[Item], extractions: list[Extraction | None]) -> BatchOutcome:
+def _fast_commit(
+    graph: GraphStore, embed: Embed | None, items: list[Item], extractions: list[Extraction | None]
+) -> BatchOutcome:
     linked = graph.items_with_links([i.id for i in items])
     rows = {}
     skipped: list[str] = []
@@ -345,7 +378,7 @@ def _fast_commit(graph: GraphStore, items: list[Item], extractions: list[Extract
         else:
             rows[item.id] = rows_from_extraction(item, extraction)
     try:
-        outcome = write_rows(graph, rows)
+        outcome = write_rows(graph, rows, embed=embed)
     except OmnimemError as e:
         log.warning("graph build (fast): batch of %d items not written: %s", len(rows), e)
         return BatchOutcome(done=skipped, skipped=len(skipped), failures=[Failure(i, "write", str(e)) for i in rows])
@@ -362,6 +395,7 @@ def build_graph(
     progress: Progress = None,
     resolve: bool = True,
     limit: int | None = None,
+    split: bool | None = None,
 ) -> GraphJobReport:
     """Build the graph with the fast spaCy extractor over every item the fast job has not processed.
 
@@ -370,7 +404,9 @@ def build_graph(
     (each loads spaCy once; they are spawned, so a calling script needs the usual
     ``if __name__ == "__main__":`` guard) while this process writes. ``progress``: a ``(done, total)`` callback,
     ``None`` for a tqdm bar when stderr is a TTY, ``False`` for nothing. ``resolve``: run entity
-    resolution over the new entities at the end. ``limit``: process at most that many items.
+    resolution over the new entities at the end, after splitting homonyms into senses unless ``split``
+    is False (None: ``memory.config.graph.split_senses`` if set, else on). ``limit``: process at
+    most that many items.
     Items that already have graph rows (extracted on add) are marked done without re-reading.
     """
     extractor = memory.builder.extractor
@@ -379,7 +415,8 @@ def build_graph(
     else:
         prepare = functools.partial(_inline, extractor)
     return run_with_resolution(
-        memory, mode=FAST, resolve=resolve, prepare=prepare, commit=functools.partial(_fast_commit, memory.graph),
+        memory, mode=FAST, resolve=resolve, split=split, prepare=prepare,
+        commit=functools.partial(_fast_commit, memory.graph, _embed(memory)),
         batch_size=batch_size, workers=workers, pool="process", progress=progress, limit=limit,
     )  # fmt: skip
 

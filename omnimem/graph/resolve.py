@@ -14,7 +14,8 @@ pair, with three pieces of evidence that must all agree:
    names themselves masked so that a shared name does not count as shared context.
 
 Merges are written to the graph's merge log with their scores and undone by
-:meth:`~omnimem.graph.store.GraphStore.unmerge`.
+:meth:`~omnimem.graph.store.GraphStore.unmerge`. The other direction, one row that is two entities,
+is :mod:`omnimem.graph.senses`; the senses of one split entity are never merged back here.
 """
 
 from __future__ import annotations
@@ -212,18 +213,36 @@ def candidate_pairs(
 
 
 def mask_names(sentences: Sequence[str], names: Sequence[str]) -> str:
-    """Join sentences with every occurrence of ``names`` removed (shared names are not shared context)."""
+    """Join sentences with every occurrence of ``names`` removed (shared names are not shared context).
+
+    Whole words only: a speaker's alias "I" must not take the letter out of "hiking".
+    """
     text = " ".join(sentences)
     for name in sorted({n for n in names if n}, key=len, reverse=True):
-        text = re.sub(re.escape(name), " ", text, flags=re.IGNORECASE)
+        text = re.sub(rf"(?<!\w){re.escape(name)}(?!\w)", " ", text, flags=re.IGNORECASE)
     return re.sub(r"\s+", " ", text).strip()
 
 
+# English function words of 3+ letters: in a bag of words they make any two sentences look alike
+_STOP = frozenset(
+    "the and for are but not you all any can had her was one our out has him his how its may who did get got"
+    " she they them their there then than this that these those with from have were been being into onto"
+    " about after before over under again also just very some such what when where which while would could"
+    " should will shall does doing done your yours mine ours hers because each other only own same too more"
+    " most much many here off upon yet nor".split()
+)
+
+
 def bow_embed(texts: Sequence[str], dim: int = 256) -> np.ndarray:
-    """A dependency-free bag-of-words embedding (hashed, L2-normalised): the fallback when no ``embed``."""
+    """A dependency-free bag-of-words embedding (hashed, L2-normalised): the fallback when no ``embed``.
+
+    Words of three letters or more, English function words left out.
+    """
     out = np.zeros((len(texts), dim), dtype=np.float32)
     for row, text in enumerate(texts):
         for word in re.findall(r"\w{3,}", text.lower()):
+            if word in _STOP:
+                continue
             out[row, zlib.crc32(word.encode("utf-8")) % dim] += 1.0
     norms = np.linalg.norm(out, axis=1, keepdims=True)
     return out / np.maximum(norms, 1e-12)
@@ -355,6 +374,7 @@ class EntityResolver:
         vectors = dict(zip(keys, self._embed([texts[k] for k in keys])))
 
         root = {k: k for k in involved}
+        family = {x: e for e, xs in graph.senses().items() for x in xs}  # a split entity and its senses
 
         def find(k: int) -> int:
             while root[k] != k:
@@ -370,6 +390,10 @@ class EntityResolver:
             scores = {"name": round(n, 3)}
             if name_vectors:
                 scores["name_embedding"] = round(float(name_vectors[i] @ name_vectors[j]), 3)
+            if family.get(entities[ri].id, entities[ri].id) == family.get(entities[rj].id, entities[rj].id):
+                # kept apart by a split (omnimem.graph.senses)
+                rejected.append((a.id, b.id, "senses of one name", scores))
+                continue
             shared = items.get(a.id, set()) & items.get(b.id, set())
             if shared and concept_key(a.name) != concept_key(b.name) and not _surname_pair(a, b):
                 # two spellings in one text are two things ("Tuntsayoki" / "Kutsayoki River"), unless one

@@ -14,11 +14,11 @@ from omnimem.graph.normalize import concept_key
 from omnimem.types import content_id
 
 __all__ = [
-    "GRAPH_SCHEMA_VERSION", "SCHEMA_SQL", "EntityRow", "MentionRow", "TripletRow", "Merge",
-    "entity_id", "triplet_id", "entity_node", "item_node",
+    "GRAPH_SCHEMA_VERSION", "SCHEMA_SQL", "EntityRow", "MentionRow", "TripletRow", "Merge", "Split",
+    "entity_id", "sense_id", "triplet_id", "entity_node", "item_node",
 ]  # fmt: skip
 
-GRAPH_SCHEMA_VERSION = 1
+GRAPH_SCHEMA_VERSION = 2  # 2: entity_splits (per-mention senses)
 
 SCHEMA_SQL = """
 CREATE TABLE IF NOT EXISTS schema_versions (component TEXT PRIMARY KEY, version INTEGER NOT NULL);
@@ -48,12 +48,21 @@ CREATE TABLE IF NOT EXISTS entity_merges (
     id INTEGER PRIMARY KEY AUTOINCREMENT, kept TEXT NOT NULL, merged TEXT NOT NULL, reason TEXT NOT NULL,
     scores TEXT NOT NULL DEFAULT '{}', created_at TEXT NOT NULL, undone_at TEXT);
 CREATE INDEX IF NOT EXISTS entity_merges_merged ON entity_merges(merged);
+CREATE TABLE IF NOT EXISTS entity_splits (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, entity TEXT NOT NULL, sense TEXT NOT NULL, reason TEXT NOT NULL,
+    scores TEXT NOT NULL DEFAULT '{}', created_at TEXT NOT NULL, undone_at TEXT);
+CREATE INDEX IF NOT EXISTS entity_splits_entity ON entity_splits(entity);
 """
 
 
 def entity_id(name: str, type: str) -> str:
     """Entity identity: the name's exact-match key and its type ("Jordan"/GPE and "Jordan"/PERSON differ)."""
     return content_id({"key": concept_key(name), "type": type})
+
+
+def sense_id(entity_id: str, n: int) -> str:
+    """The id of sense ``n`` (1, 2, ...) split off entity ``entity_id``: same name and type, another referent."""
+    return content_id({"entity": entity_id, "sense": int(n)})
 
 
 def entity_node(entity_id: str) -> str:
@@ -133,3 +142,16 @@ class Merge:
     scores: dict[str, float] = field(default_factory=dict)  # evidence: name, context, embedding scores
     created_at: str = ""  # ISO-8601 UTC
     undone_at: str | None = None  # set by unmerge
+
+
+@dataclass(frozen=True)
+class Split:
+    """One row of the split log: a homonym's mentions in some items moved to a new entity (a sense)."""
+
+    id: int  # log row id
+    entity: str  # the entity split (it keeps its other mentions)
+    sense: str  # the new entity: same name and type, the moved mentions and their triplets
+    reason: str  # why (e.g. "contexts differ")
+    scores: dict[str, float] = field(default_factory=dict)  # evidence: items, context, silhouette, neighbours
+    created_at: str = ""  # ISO-8601 UTC
+    undone_at: str | None = None  # set by unsplit

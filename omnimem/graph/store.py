@@ -12,7 +12,9 @@ version is a row of ``schema_versions``):
   confidence, bi-temporal times (valid_from / valid_to, recorded_at / retired_at);
 - ``triplet_sources``: triplet -> item id (+ the sentence it was read from in that item);
 - ``mentions``: entity -> item id, surface, character span, sentence;
-- ``entity_merges``: the merge log (kept id, merged id, reason, scores, undone_at).
+- ``entity_merges``: the merge log (kept id, merged id, reason, scores, undone_at);
+- ``entity_splits``: the split log (entity id, sense id, reason, scores, undone_at): one name and type,
+  two referents ("Jordan" the player / "Jordan" the neighbour), see :mod:`omnimem.graph.senses`.
 
 **Coverage property**: every triplet links to at least one source item. :meth:`GraphStore.write`
 refuses a triplet without sources, :meth:`GraphStore.check_coverage` lists violations, and
@@ -37,10 +39,12 @@ from omnimem.graph.schema import (
     EntityRow,
     MentionRow,
     Merge,
+    Split,
     TripletRow,
     entity_id,
     entity_node,
     item_node,
+    sense_id,
     triplet_id,
 )
 from omnimem.types import utc_now
@@ -60,6 +64,7 @@ __all__ = [
     "MentionRow",
     "TripletRow",
     "Merge",
+    "Split",
     "GRAPH_SCHEMA_VERSION",
 ]
 
@@ -366,6 +371,7 @@ class GraphStore:
             "mentions": one("SELECT count(*) FROM mentions"),
             "relations": one("SELECT count(*) FROM relations"),
             "merges": one("SELECT count(*) FROM entity_merges WHERE undone_at IS NULL"),
+            "splits": one("SELECT count(*) FROM entity_splits WHERE undone_at IS NULL"),
         }
 
     def check_coverage(self) -> list[str]:
@@ -407,6 +413,69 @@ class GraphStore:
         where = "" if include_undone else " WHERE undone_at IS NULL"
         rows = self._read(f"SELECT id, kept, merged, reason, scores, created_at, undone_at FROM entity_merges{where} ORDER BY id")  # fmt: skip
         return [Merge(r[0], r[1], r[2], r[3], json.loads(r[4]), r[5], r[6]) for r in rows]
+
+    # -- senses: one name and type, two referents ------------------------------------------------
+    def split(
+        self, entity: str, item_ids: Sequence[str], *, reason: str, scores: dict[str, float] | None = None
+    ) -> Split:
+        """Move ``entity``'s own mentions in ``item_ids``, and its triplets sourced there, to a new entity.
+
+        The new entity (a *sense*: same name, key and type, id :func:`sense_id`) is created, the rows
+        are re-pointed (a triplet's id changes with its head or tail, so each moved source is written to
+        the re-pointed triplet and removed from the old one, which goes when none is left: the coverage
+        property holds) and the split is logged, all in one transaction. Undo with :meth:`unsplit`.
+        """
+        now = utc_now()
+        with self.store.transaction() as conn:
+            row = conn.execute("SELECT name, key, type FROM entities WHERE id = ?", (entity,)).fetchone()
+            if row is None:
+                raise NotFound(f"no entity with id {entity!r}")
+            n = conn.execute("SELECT count(*) FROM entity_splits WHERE entity = ?", (entity,)).fetchone()[0]
+            sense = sense_id(entity, n + 1)
+            conn.execute(
+                "INSERT INTO entities (id, name, key, type, aliases, created_at) VALUES (?, ?, ?, ?, '[]', ?)",
+                (sense, *row, now),
+            )
+            if not _move(conn, entity, sense, set(item_ids)):
+                raise ConfigError(
+                    f"entity {entity} has no mention in the {len(item_ids)} item(s) given; nothing to split"
+                )
+            scores = dict(scores or {})
+            cursor = conn.execute(
+                "INSERT INTO entity_splits (entity, sense, reason, scores, created_at) VALUES (?, ?, ?, ?, ?)",
+                (entity, sense, reason, json.dumps(scores, sort_keys=True), now),
+            )
+        log.debug("split entity %s: sense %s (%s)", entity, sense, reason)
+        return Split(int(cursor.lastrowid), entity, sense, reason, scores, now)
+
+    def unsplit(self, sense: str) -> None:
+        """Undo the split that made ``sense``: its mentions and triplets go back to the entity it was split
+        from, and ``sense`` resolves to that entity (a merge-log row "undo split")."""
+        now = utc_now()
+        with self.store.transaction() as conn:
+            row = conn.execute("SELECT id, entity FROM entity_splits WHERE sense = ? AND undone_at IS NULL", (sense,)).fetchone()  # fmt: skip
+            if row is None:
+                raise NotFound(f"{sense!r} is not the sense of an active split; see splits() for the log")
+            split, entity = row
+            _move(conn, sense, entity, None)
+            conn.execute("UPDATE entities SET merged_into = ? WHERE id = ?", (entity, sense))
+            conn.execute(
+                "INSERT INTO entity_merges (kept, merged, reason, scores, created_at) VALUES (?, ?, 'undo split', '{}', ?)",
+                (entity, sense, now),
+            )
+            conn.execute("UPDATE entity_splits SET undone_at = ? WHERE id = ?", (now, split))
+
+    def splits(self, *, include_undone: bool = False) -> list[Split]:
+        where = "" if include_undone else " WHERE undone_at IS NULL"
+        rows = self._read(f"SELECT id, entity, sense, reason, scores, created_at, undone_at FROM entity_splits{where} ORDER BY id")  # fmt: skip
+        return [Split(r[0], r[1], r[2], r[3], json.loads(r[4]), r[5], r[6]) for r in rows]
+
+    def senses(self) -> dict[str, list[str]]:
+        """Each entity with active splits -> itself and its senses (the ids a new mention may go to)."""
+        out: dict[str, list[str]] = {}
+        for entity, sense in self._read("SELECT entity, sense FROM entity_splits WHERE undone_at IS NULL ORDER BY id"):
+            out.setdefault(entity, [entity]).append(sense)
+        return out
 
     # -- privacy delete ------------------------------------------------------------------------
     def orphan_items(self) -> list[str]:
@@ -462,6 +531,7 @@ class GraphStore:
                     parent = conn.execute("SELECT merged_into FROM entities WHERE id = ?", (eid,)).fetchone()
                     counts["entities"] += conn.execute("DELETE FROM entities WHERE id = ?", (eid,)).rowcount
                     conn.execute("DELETE FROM entity_merges WHERE kept = ? OR merged = ?", (eid, eid))
+                    conn.execute("DELETE FROM entity_splits WHERE entity = ? OR sense = ?", (eid, eid))
                     if parent and parent[0]:
                         next_round.add(parent[0])  # its root may now be left with nothing
                 touched_e = next_round
@@ -518,3 +588,46 @@ class GraphStore:
             else:
                 graph.add_edge(e, i, kind="mention", weight=1.0)
         return graph
+
+
+def _move(conn: Any, src: str, dst: str, items: set[str] | None) -> int:
+    """Re-point ``src``'s own mentions in ``items`` (None: all) and its triplets' sources there to ``dst``.
+
+    Runs inside the caller's transaction; refreshes both entities' aliases. Returns mentions moved.
+    """
+    moved = 0
+    cols = 'item_id, surface, start, "end", sentence'
+    for item_id, surface, start, end, sentence in conn.execute(f"SELECT {cols} FROM mentions WHERE entity_id = ?", (src,)).fetchall():  # fmt: skip
+        if items is None or item_id in items:
+            conn.execute(f"INSERT OR IGNORE INTO mentions (entity_id, {cols}) VALUES (?, ?, ?, ?, ?, ?)", (dst, item_id, surface, start, end, sentence))  # fmt: skip
+            conn.execute(
+                "DELETE FROM mentions WHERE entity_id = ? AND item_id = ? AND start = ?", (src, item_id, start)
+            )
+            moved += 1
+    cols = "relation, confidence, valid_from, valid_to, recorded_at, retired_at"
+    for tid, head, tail, sentence, relation, *rest in conn.execute(
+        f"SELECT id, head, tail, sentence, {cols} FROM triplets WHERE head = ? OR tail = ?", (src, src)
+    ).fetchall():
+        sources = conn.execute("SELECT item_id, sentence FROM triplet_sources WHERE triplet_id = ?", (tid,)).fetchall()
+        go = [s for s in sources if items is None or s[0] in items]
+        if not go:
+            continue
+        head, tail = (dst if head == src else head), (dst if tail == src else tail)
+        new = triplet_id(head, relation, tail)
+        conn.execute(
+            f"INSERT OR IGNORE INTO triplets (id, head, tail, sentence, {cols}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (new, head, tail, go[0][1] or sentence, relation, *rest),
+        )
+        for item_id, text in go:
+            conn.execute("INSERT OR IGNORE INTO triplet_sources (triplet_id, item_id, sentence) VALUES (?, ?, ?)", (new, item_id, text))  # fmt: skip
+            conn.execute("DELETE FROM triplet_sources WHERE triplet_id = ? AND item_id = ?", (tid, item_id))
+        left = [s for s in sources if s not in go]
+        if not left:
+            conn.execute("DELETE FROM triplets WHERE id = ?", (tid,))
+        elif sentence not in {text for _, text in left}:
+            conn.execute("UPDATE triplets SET sentence = ? WHERE id = ?", (left[0][1], tid))
+    for eid in (src, dst):
+        surfaces = [r[0] for r in conn.execute("SELECT DISTINCT surface FROM mentions WHERE entity_id = ?", (eid,))]
+        if surfaces:
+            conn.execute("UPDATE entities SET aliases = ? WHERE id = ?", (json.dumps(surfaces, ensure_ascii=False), eid))  # fmt: skip
+    return moved

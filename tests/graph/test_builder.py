@@ -67,4 +67,4 @@ def test_musique_passages_build_with_full_coverage(graph, extractor, data_dir):
     assert report.items == 40 and report.triplets > 40
     assert graph.check_coverage() == []
     graph.delete_item_links([i.id for i in items])
-    assert graph.counts() == {"entities": 0, "triplets": 0, "mentions": 0, "relations": 0, "merges": 0}
+    assert graph.counts() == {"entities": 0, "triplets": 0, "mentions": 0, "relations": 0, "merges": 0, "splits": 0}

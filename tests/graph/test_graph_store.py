@@ -7,7 +7,15 @@ import json
 import pytest
 
 from omnimem.errors import ConfigError, NotFound
-from omnimem.graph.store import EntityRow, GraphStore, MentionRow, TripletRow, entity_node, item_node
+from omnimem.graph.store import (
+    GRAPH_SCHEMA_VERSION,
+    EntityRow,
+    GraphStore,
+    MentionRow,
+    TripletRow,
+    entity_node,
+    item_node,
+)
 
 
 def _fact(graph: GraphStore, head: str, relation: str, tail: str, item: str, sentence: str = "") -> TripletRow:
@@ -26,9 +34,20 @@ def _dump(store) -> dict[str, list]:
 
 def test_tables_live_in_the_record_store_file_with_a_version_row(store, graph):
     names = {r[0] for r in store.conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-    assert {"items", "entities", "relations", "triplets", "triplet_sources", "mentions", "entity_merges"} <= names
-    assert store.conn.execute("SELECT version FROM schema_versions WHERE component = 'graph'").fetchone() == (1,)
+    assert {"items", "entities", "relations", "triplets", "triplet_sources", "mentions", "entity_merges", "entity_splits"} <= names  # fmt: skip
+    assert store.conn.execute("SELECT version FROM schema_versions WHERE component = 'graph'").fetchone() == (
+        GRAPH_SCHEMA_VERSION,
+    )
     GraphStore(store)  # reopening is a no-op
+
+
+def test_a_version_1_file_opens_and_gains_the_split_log(store, graph):
+    _fact(graph, "Alice", "adopt", "cat", "item-1")
+    store.conn.execute("DROP TABLE entity_splits")
+    store.conn.execute("UPDATE schema_versions SET version = 1 WHERE component = 'graph'")
+    reopened = GraphStore(store)
+    assert reopened.splits() == [] and reopened.counts()["triplets"] == 1
+    assert store.conn.execute("SELECT version FROM schema_versions WHERE component = 'graph'").fetchone() == (2,)
 
 
 def test_newer_graph_schema_is_refused(store, graph):

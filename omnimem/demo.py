@@ -1,11 +1,12 @@
 """The main job on the embedded default: remember a real conversation, answer questions with evidence.
 
-    python -m omnimem.demo [--memory DIR] [--questions N]
+    python -m omnimem.demo [--memory DIR] [--questions N] [--budget 400] [--no-llm]
 
 It ingests the first LoCoMo conversation from the shared data folder (``$OMNIMEM_DATA`` or
 ``../shared/data``) or, on a fresh clone without it, a small sample conversation bundled here; then
-asks questions and prints, for each, an answer from the packaged SmolLM2-135M (llama.cpp) that cites
-its evidence, and the evidence turns with their citations (dialogue id, speaker, session date).
+asks questions and prints, for each, the GRASP context (``mem.context``: what fits ``--budget`` tokens),
+an answer from the packaged SmolLM2-135M (llama.cpp) that cites its evidence, and the evidence turns
+with their citations (dialogue id, speaker, session date) and the top graph facts.
 Everything runs offline: MiniLM encoder, SQLite, FAISS, SmolLM2. ``--no-llm`` prints evidence only.
 """
 
@@ -94,6 +95,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--memory", default=".omnimem-demo", help="memory directory (default: .omnimem-demo)")
     parser.add_argument("--questions", type=int, default=5, help="how many questions to ask (default: 5)")
     parser.add_argument("--k", type=int, default=3, help="evidence turns shown per question (default: 3)")
+    parser.add_argument("--budget", type=int, default=400, help="context budget in tokens (default: 400)")
     parser.add_argument("--no-llm", action="store_true", help="print the evidence only, no generated answer")
     args = parser.parse_args(argv)
 
@@ -110,14 +112,18 @@ def main(argv: list[str] | None = None) -> int:
         print(f"memory {mem.path}: {len(mem)} turns from {source} ({len(mem) - before} new, {took:.1f} s)\n")
         for question in questions[: args.questions]:
             q0 = time.perf_counter()
-            hits = mem.search(question, k=args.k)
-            print(f"Q: {question}   [search {1000 * (time.perf_counter() - q0):.0f} ms]")
+            ctx = mem.context(question, budget_tokens=args.budget)
+            hits = [h for h in mem.store.get([e.id for e in ctx.items[: args.k]]) if h is not None]
+            took_ms = 1000 * (time.perf_counter() - q0)
+            print(f"Q: {question}   [context {took_ms:.0f} ms: {len(ctx)} entries, {ctx.tokens}/{args.budget} tokens]")
             if generator is not None:
                 print(f"A: {_answer(generator, question, hits)}")
             for rank, hit in enumerate(hits, start=1):
                 cite = hit.metadata.get("dia_id", hit.id[:8])
                 date = (hit.event_time or "")[:10]
                 print(f"  E{rank}. [{cite} | {hit.speaker} | {date}] {hit.text}")
+            for fact in ctx.facts[:2]:
+                print(f"  fact: {fact.text}")
             print()
     return 0
 

@@ -162,6 +162,8 @@ class GraspConfig:
     hop2: bool = True  # second dense round: the query joined with each top item (multi-hop dense retrieval)
     hop2_seeds: int = 1  # top items whose text joins the query in the second round (one search each)
     hop2_head: int = 2  # first-round items kept ahead of the second round's best (one per seed)
+    hop2_vectors: str = "encode"  # the joint query: "encode" (embed query + seed text: one model call) or
+    # "sum" (normalised sum of the query's and the seed's stored vectors: no model call)
     ppr: bool = False  # personalized PageRank over the bounded entity-item subgraph (off: see expand.py)
     damping: float = 0.5  # probability of following an edge rather than restarting (HippoRAG 2: 0.5)
     ppr_seeds: str = "both"  # "query" (linked query entities), "items" (entities of top hits) or "both"
@@ -201,6 +203,8 @@ class GraspConfig:
                 raise ConfigError(f"tau for space {space!r} must be a cosine in [-1, 1], got {value}")
         if not 0.0 < self.damping < 1.0:
             raise ConfigError(f"damping must be in (0, 1), got {self.damping}; HippoRAG 2 uses 0.5")
+        if self.hop2_vectors not in ("encode", "sum"):
+            raise ConfigError(f"hop2_vectors must be 'encode' or 'sum', got {self.hop2_vectors!r}")
         if self.fact_vectors not in ("source", "encode"):
             raise ConfigError(f"fact_vectors must be 'source' or 'encode', got {self.fact_vectors!r}")
         if self.ppr_seeds not in ("query", "items", "both"):

@@ -37,7 +37,9 @@ from omnimem.retrieval.fusion import Fused
 if TYPE_CHECKING:
     import networkx as nx
 
-__all__ = ["bounded_subgraph", "seed_weights", "ppr_items", "nudge", "second_hop", "insert_after_head"]
+__all__ = [
+    "bounded_subgraph", "seed_weights", "ppr_items", "nudge", "second_hop", "joint_vectors", "insert_after_head",
+]  # fmt: skip
 
 
 def bounded_subgraph(
@@ -163,22 +165,34 @@ def nudge(fused: Sequence[Fused], extra: Mapping[str, float], *, weight: float, 
 
 
 def second_hop(
-    search: Any, encoder: Any, query: str, seeds: Sequence[tuple[str, str]], *, n: int, tau: float | None
-) -> list[list[tuple[str, float]]]:
+    search: Any, encoder: Any, query: str, seeds: Sequence[tuple[str, str]], *, n: int, tau: float | None,
+    vectors: Any = None,
+) -> list[list[tuple[str, float]]]:  # fmt: skip
     """Dense search with the query joined to each seed item's text: one ranked ``(id, cosine)`` list
     per seed, the seeds themselves left out.
 
     ``seeds``: ``(item id, text)`` of the top first-round items. The joint text reads like the
-    question with its first hop answered, so its nearest passages are the next hop's.
+    question with its first hop answered, so its nearest passages are the next hop's. ``vectors``:
+    the joint queries' unit vectors when the caller has them (e.g. :func:`joint_vectors`, no model
+    call); default: the encoder embeds each joint text.
     """
     if not seeds:
         return []
-    vectors = np.asarray(encoder.encode([f"{query} {text}" for _, text in seeds], modality="text"), dtype=np.float32)
+    if vectors is None:
+        vectors = encoder.encode([f"{query} {text}" for _, text in seeds], modality="text")
+    vectors = np.asarray(vectors, dtype=np.float32)
     own = {i for i, _ in seeds}
     return [
         [(i, float(s)) for i, s in row if i not in own and (tau is None or s >= tau)][:n]
         for row in search(vectors, n + len(seeds))
     ]
+
+
+def joint_vectors(query_vector: np.ndarray, seed_vectors: np.ndarray) -> np.ndarray:
+    """The joint query of each seed without a model call: the normalised sum of the query's and the
+    seed item's stored unit vectors (the midpoint direction of the two texts' embeddings)."""
+    joint = np.asarray(seed_vectors, dtype=np.float32) + np.asarray(query_vector, dtype=np.float32)[None, :]
+    return joint / np.maximum(np.linalg.norm(joint, axis=1, keepdims=True), 1e-9)
 
 
 def insert_after_head(fused: Sequence[Fused], hops: Sequence[Sequence[tuple[str, float]]], *, head: int, per_seed: int,

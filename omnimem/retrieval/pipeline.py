@@ -121,9 +121,16 @@ def grasp_rank(
     # 2. multi-hop expansion
     if cfg.hop2 and cfg.hop2_seeds and fused:
         seeds = _texts(source, [f.id for f in fused[: cfg.hop2_seeds]])
+        joint = None
+        if cfg.hop2_vectors == "sum":
+            ids, stored = source.store.vectors(TEXT_SPACE, [i for i, _ in seeds])
+            by_id = dict(zip(ids, stored))
+            seeds = [(i, t) for i, t in seeds if i in by_id]
+            joint = ex.joint_vectors(qvec, np.asarray([by_id[i] for i, _ in seeds])) if seeds else None
         hops = ex.second_hop(
-            source.indexes[TEXT_SPACE].search, source.encoder, query, seeds, n=10, tau=cfg.tau_for(TEXT_SPACE)
-        )
+            source.indexes[TEXT_SPACE].search, source.encoder, query, seeds, n=10, tau=cfg.tau_for(TEXT_SPACE),
+            vectors=joint,
+        )  # fmt: skip
         if filters is not None and not filters.is_empty():
             hops = [
                 [(i, s) for i, s in hop if i in allowed]

@@ -212,3 +212,34 @@ def test_grasp_rank_rejects_an_empty_query(mem):
         grasp_rank(mem, "  ")
     with pytest.raises(ConfigError):
         retrieve_context(mem, "q", budget_tokens=0)
+
+
+def test_second_round_from_stored_vectors_needs_no_model_call(minilm, tmp_path):
+    passages = [
+        "Green is the fourth studio album by the guitarist Steve Hillage, released in 1978.",
+        "Steve Hillage has been married to the musician Miquette Giraudy since the 1970s.",
+        "The album cover of Blue shows a lighthouse on a cliff at dusk.",
+        "Miquette Giraudy is a French keyboard player and synthesist.",
+    ] + [f"The weather report for town number {n} predicts rain and wind." for n in range(20)]
+
+    class Counting:
+        def __init__(self, inner):
+            self.inner, self.calls, self.dim, self.name = inner, 0, inner.dim, inner.name
+
+        def encode(self, texts, **kw):
+            self.calls += 1
+            return self.inner.encode(texts, **kw)
+
+    with omnimem.Memory.open(tmp_path / "m", encoder=minilm) as mem:
+        mem.add(passages)
+        mem.encoder = counting = Counting(minilm)
+        cfg = GraspConfig(hop2_vectors="sum", rerank=False, facts=False)
+        ranking = grasp_rank(mem, "Who is the spouse of the Green performer?", config=cfg)
+        assert counting.calls == 1  # the query only: the joint query is the stored vectors' sum
+        ids = mem.store.ids()
+        spouse = next(i for i in ids if mem.get(i).text.startswith("Steve Hillage has"))
+        assert spouse in [f.id for f in ranking.items[:3]]
+    joint = expand.joint_vectors(np.array([1.0, 0.0]), np.array([[0.0, 1.0], [1.0, 0.0]]))
+    assert np.allclose(joint, [[2**-0.5, 2**-0.5], [1.0, 0.0]])
+    with pytest.raises(ConfigError, match="hop2_vectors"):
+        GraspConfig(hop2_vectors="magic")

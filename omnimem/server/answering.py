@@ -12,7 +12,6 @@ import threading
 from dataclasses import dataclass
 from typing import Any
 
-from omnimem.vlm.base import estimate_tokens
 from omnimem.vlm.prompts import Evidence, answer_messages, cited_ids
 
 __all__ = ["Answer", "EvidenceRow", "retrieve", "answer", "render"]
@@ -40,31 +39,10 @@ class Answer:
     evidence: list[EvidenceRow]
 
 
-def retrieve(mem: Any, query: str, *, budget_tokens: int = 1_024, k: int = 20) -> list[EvidenceRow]:
-    """Evidence for ``query`` within ``budget_tokens``: ``mem.context`` if present, else packed hits."""
-    if callable(getattr(mem, "context", None)):
-        ctx = mem.context(query, budget_tokens=budget_tokens)
-        return [_from_entry(n, e) for n, e in enumerate(ctx.entries, start=1)]
-    rows: list[EvidenceRow] = []
-    used = 0
-    for hit in mem.search(query, k=k):
-        cost = estimate_tokens(hit.text) + 4  # + the "[En] " label and the line break
-        if used + cost > budget_tokens:
-            continue
-        used += cost
-        span = (hit.t_start, hit.t_end) if hit.t_start is not None and hit.t_end is not None else None
-        rows.append(
-            EvidenceRow(
-                id=f"E{len(rows) + 1}",
-                item_id=hit.id,
-                text=hit.text,
-                score=hit.score,
-                source=hit.source,
-                span=span,
-                modality=hit.modality,
-            )  # fmt: skip
-        )
-    return rows
+def retrieve(mem: Any, query: str, *, budget_tokens: int = 1_024) -> list[EvidenceRow]:
+    """Evidence for ``query`` within ``budget_tokens``: the GRASP context (``mem.context``), one row per entry."""
+    ctx = mem.context(query, budget_tokens=budget_tokens)
+    return [_from_entry(n, e) for n, e in enumerate(ctx.entries, start=1)]
 
 
 def _from_entry(n: int, entry: Any) -> EvidenceRow:

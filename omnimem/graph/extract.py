@@ -5,9 +5,9 @@ without an LLM, the default on the write path: spaCy's named entities and noun p
 mentions (normalised by :mod:`omnimem.graph.normalize`, step 2's *normalizer*), and rules over the
 dependency parse become triplets, each with the sentence it came from:
 
-==================  =============================================  ==============================
+==================  =============================================  ================================================
 rule                example                                        triplet
-==================  =============================================  ==============================
+==================  =============================================  ================================================
 svo                 "Alice adopted a cat."                         (Alice, adopt, cat)
 prep                "Alice moved to Berlin."                       (Alice, move to, Berlin)
 copula              "Obama is a lawyer."                           (Obama, is a, lawyer)
@@ -17,7 +17,8 @@ conjunctions        "Alice and Bob like cats and dogs."            4 triplets, o
 xcomp               "Alice wants to visit Paris."                  (Alice, want to visit, Paris)
 possessive          "Alice's cat"                                  (Alice, has, cat)
 apposition          "Tolkien, a writer, ..."                       (Tolkien, is a, writer)
-==================  =============================================  ==============================
+                    "Ann Lee (University of Texas)"               (Ann Lee, associated with, University of Texas)
+==================  =============================================  ================================================
 
 Pronouns are not entities; first-person pronouns ("I", "me", "my") resolve to the text's speaker
 when one is given (conversation turns have speakers). HippoRAG 2 ran on triplets of this kind; its
@@ -334,7 +335,8 @@ class _Reader:
         children = list(verb.children)
         passive = any(c.dep_ in ("nsubjpass", "auxpass") for c in children)
         relation = prefix + _relation(verb)
-        heads = [a for a in (self.arg(t, verb) for t in subjects) if a is not None]
+        subject_args = [(t, a) for t, a in ((t, self.arg(t, verb)) for t in subjects) if a is not None]
+        heads = [a for _, a in subject_args]
         if not heads:
             return
         if passive:
@@ -360,8 +362,16 @@ class _Reader:
                 continue
             for obj in objs:
                 tail = self.arg(obj, verb)
-                for head in heads:
-                    self.add(head, rel, tail, verb, rule, factor)
+                for subject, head in subject_args:
+                    if rule == "copula" and is_be and _names_a_role(head, tail):
+                        # "the capital of France is Paris": Paris is the capital, of France
+                        self.add(tail, rel, head, verb, rule, factor)
+                        for prep in (c for c in subject.children if c.dep_ == "prep"):
+                            for pobj in _fan(_pobj(prep)):
+                                rel_of = f"is {head.concept} {prep.lower_}"
+                                self.add(tail, rel_of, self.arg(pobj), verb, rule, factor * 0.9)
+                    else:
+                        self.add(head, rel, tail, verb, rule, factor)
                 if rule == "copula" and tail is not None:
                     # "Paris is the capital of France" -> (Paris, is capital of, France)
                     for prep in (c for c in obj.children if c.dep_ == "prep"):
@@ -384,11 +394,17 @@ class _Reader:
         if left is None or right is None:
             return
         if left.type != CONCEPT and right.type != CONCEPT:
-            self.add(left, "also known as", right, token, "appos")
+            # two names of one kind are aliases; of two kinds ("Ann Lee (University of Texas)") they are related
+            self.add(left, "also known as" if left.type == right.type else "associated with", right, token, "appos")
         elif left.type == CONCEPT and right.type != CONCEPT:
             self.add(right, "is a", left, token, "appos")
         else:
             self.add(left, "is a", right, token, "appos")
+
+
+def _names_a_role(subject: _Arg | None, attribute: _Arg | None) -> bool:
+    """A copula whose subject is a common noun and whose attribute is a name ("the editor is Ann Lee")."""
+    return subject is not None and attribute is not None and subject.type == CONCEPT and attribute.type != CONCEPT
 
 
 def _pobj(prep: Any) -> list[Any]:

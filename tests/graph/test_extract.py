@@ -45,6 +45,21 @@ CASES = [
         None,
         {("Steve Jobs", "found", "Apple"), ("Steve Jobs", "found with", "Steve Wozniak")},
     ),
+    # a name as the attribute of a role: the name is the role's holder (not "editor is a Ann")
+    (
+        "The director of Titanic is James Cameron.",
+        None,
+        {("James Cameron", "is a", "director"), ("James Cameron", "is director of", "Titanic")},
+    ),
+    # a parenthetical name of another kind is related, not an alias
+    (
+        "The current editor is Jennifer Callahan (University of North Texas).",
+        None,
+        {
+            ("Jennifer Callahan", "is a", "editor"),
+            ("Jennifer Callahan", "associated with", "University of North Texas"),
+        },
+    ),
 ]
 
 
@@ -62,6 +77,12 @@ def test_fixture_sentence_yields_expected_triplets(extracted, case):
     for t in extracted[case].triplets:
         assert t.sentence == sentence
         assert 0.0 < t.confidence <= 1.0
+
+
+def test_roles_and_affiliations_are_not_inverted_or_aliased(extracted):
+    got = {(t.head, t.relation, t.tail) for e in extracted[-2:] for t in e.triplets}
+    assert ("director", "is a", "James Cameron") not in got
+    assert not any(r == "also known as" for _, r, _ in got)
 
 
 def test_passive_voice_does_not_invert_roles(extracted):

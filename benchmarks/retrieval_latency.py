@@ -8,8 +8,8 @@ bounded PageRank subgraph and the linking see realistic degrees without running 
 texts. Items are embedded with the hash encoder at build time (scale, not meaning, sets latency);
 queries are encoded by ``--encoder`` (the memory is reopened with it: same dimension), so query
 encoding is included in both figures. One JSON line per size: p50 / p95 of ``Memory.search`` (hybrid,
-k=10) and of ``retrieve_context`` (budget 1024 tokens, default GraspConfig), and GRASP's mean time per
-stage. Run it on an otherwise idle machine: both are measured in the same run, so their ratio is the
+k=10) and of ``retrieve_context`` (budget 1024 tokens, default GraspConfig; and with
+``hop2_vectors="sum"``, the second round without a model call), and GRASP's mean time per stage. Run it on an otherwise idle machine: both are measured in the same run, so their ratio is the
 stable figure on a shared one.
 """
 
@@ -123,6 +123,8 @@ def main() -> None:
                         stages.setdefault(name, []).append(ms)
 
                 context = timed(grasp, queries)
+                fast = dataclasses.replace(mem.config.grasp, hop2_vectors="sum")  # no second model call
+                context_sum = timed(lambda q, c=fast: retrieve_context(mem, q, budget_tokens=1024, config=c), queries)
                 print(
                     json.dumps(
                         {
@@ -134,6 +136,8 @@ def main() -> None:
                             "context_p50_ms": pct(context, 0.5),
                             "context_p95_ms": pct(context, 0.95),
                             "context_vs_search_p50": round(pct(context, 0.5) / pct(search, 0.5), 2),
+                            "context_hop2_sum_p50_ms": pct(context_sum, 0.5),
+                            "context_hop2_sum_p95_ms": pct(context_sum, 0.95),
                             "stage_mean_ms": {k: round(statistics.mean(v), 1) for k, v in stages.items()},
                             "encoder": encoder.name,
                             "queries": len(queries),

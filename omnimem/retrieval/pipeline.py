@@ -40,6 +40,7 @@ from omnimem.retrieval.grounding import (
 from omnimem.retrieval.hybrid import hybrid_fused
 from omnimem.retrieval.pack import collapse_duplicates, pack_budget
 from omnimem.retrieval.rerank import Candidate, OfflineReranker, Reranker
+from omnimem.retrieval.threads import one_blas_thread
 from omnimem.stores.base import Filters
 from omnimem.types import Hit, Item
 from omnimem.vlm.prompts import Triplet, render_triplet
@@ -72,7 +73,15 @@ def grasp_rank(
     reranker: Reranker | None = None, filters: Filters | None = None, audio_text: str | None = None,
 ) -> GraspRanking:  # fmt: skip
     """Rank items and facts for ``query`` (its ``image``: one frame or a list; ``audio_text``: the
-    transcript of its audio) through every stage."""
+    transcript of its audio) through every stage (BLAS on one thread meanwhile: see threads.py)."""
+    with one_blas_thread():
+        return _grasp_rank(source, query, config, image, reranker, filters, audio_text)
+
+
+def _grasp_rank(
+    source: RetrievalSource, query: str, config: GraspConfig | None, image: Any, reranker: Reranker | None,
+    filters: Filters | None, audio_text: str | None,
+) -> GraspRanking:  # fmt: skip
     if not isinstance(query, str) or not query.strip():
         raise ConfigError("query must be a non-empty string")
     cfg = config or GraspConfig()
@@ -380,7 +389,8 @@ def retrieve_context(
     ranking = grasp_rank(
         source, query, config=cfg, image=image, reranker=reranker, filters=filters, audio_text=audio_text
     )
-    return pack_context(source, query, ranking, budget_tokens=budget_tokens, config=cfg, count_tokens=count_tokens)
+    with one_blas_thread():
+        return pack_context(source, query, ranking, budget_tokens=budget_tokens, config=cfg, count_tokens=count_tokens)
 
 
 def pack_context(

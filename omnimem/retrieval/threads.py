@@ -1,0 +1,56 @@
+"""One BLAS thread while a query runs: numpy's idle BLAS threads must not spin against the encoder's.
+
+A GRASP query interleaves torch (the encoder, on its OpenMP pool) with numpy / spaCy matrix products
+on OpenBLAS's pool. The products are tiny (tens of rows), but after each one OpenBLAS's threads
+busy-wait for more work while torch's threads want the same cores: on the 2-core CPU this made a
+query 1.7x slower (``benchmarks/retrieval_latency.py`` at 10k items: p50 77 ms with both pools at two
+threads, 46 ms with OpenBLAS at one). :func:`one_blas_thread` limits BLAS to one thread for the
+duration of a query and restores it after; nested and concurrent queries share one limit (a
+reference count), so the setting returns to the caller's when the last query ends. Without
+``threadpoolctl`` it does nothing. OpenBLAS only honours *raising* its thread count from the main
+thread: when the last query to end ran in a worker thread (a server's pool), BLAS stays on one
+thread; omnimem's own work does not mind (ingest speed measured the same either way), and a caller
+can raise it again with ``threadpoolctl.threadpool_limits``.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+__all__ = ["one_blas_thread"]
+
+_LOCK = threading.Lock()
+_STATE: dict[str, Any] = {"controller": None, "modules": 0, "active": 0, "limit": None}
+
+
+@contextmanager
+def one_blas_thread() -> Iterator[None]:
+    """Run the body with BLAS libraries (OpenBLAS, MKL ...) on one thread."""
+    with _LOCK:
+        if _STATE["active"] == 0:
+            _STATE["limit"] = _limit()
+        _STATE["active"] += 1
+    try:
+        yield
+    finally:
+        with _LOCK:
+            _STATE["active"] -= 1
+            if _STATE["active"] == 0 and _STATE["limit"] is not None:
+                _STATE["limit"].restore_original_limits()
+                _STATE["limit"] = None
+
+
+def _limit() -> Any:
+    try:
+        from threadpoolctl import ThreadpoolController
+    except ImportError:
+        return None
+    loaded = len(sys.modules)  # a new import may have loaded another BLAS (faiss and torch bring their own)
+    if _STATE["controller"] is None or _STATE["modules"] != loaded:
+        _STATE["controller"] = ThreadpoolController()  # scans the loaded libraries (~2 ms)
+        _STATE["modules"] = loaded
+    return _STATE["controller"].limit(limits=1, user_api="blas")

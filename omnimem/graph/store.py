@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from omnimem.errors import ConfigError, NotFound
+from omnimem.graph.moves import move_entity_rows
 from omnimem.graph.normalize import concept_key
 from omnimem.graph.schema import (
     GRAPH_SCHEMA_VERSION,
@@ -436,7 +437,7 @@ class GraphStore:
                 "INSERT INTO entities (id, name, key, type, aliases, created_at) VALUES (?, ?, ?, ?, '[]', ?)",
                 (sense, *row, now),
             )
-            if not _move(conn, entity, sense, set(item_ids)):
+            if not move_entity_rows(conn, entity, sense, set(item_ids)):
                 raise ConfigError(
                     f"entity {entity} has no mention in the {len(item_ids)} item(s) given; nothing to split"
                 )
@@ -457,7 +458,7 @@ class GraphStore:
             if row is None:
                 raise NotFound(f"{sense!r} is not the sense of an active split; see splits() for the log")
             split, entity = row
-            _move(conn, sense, entity, None)
+            move_entity_rows(conn, sense, entity, None)
             conn.execute("UPDATE entities SET merged_into = ? WHERE id = ?", (entity, sense))
             conn.execute(
                 "INSERT INTO entity_merges (kept, merged, reason, scores, created_at) VALUES (?, ?, 'undo split', '{}', ?)",
@@ -588,46 +589,3 @@ class GraphStore:
             else:
                 graph.add_edge(e, i, kind="mention", weight=1.0)
         return graph
-
-
-def _move(conn: Any, src: str, dst: str, items: set[str] | None) -> int:
-    """Re-point ``src``'s own mentions in ``items`` (None: all) and its triplets' sources there to ``dst``.
-
-    Runs inside the caller's transaction; refreshes both entities' aliases. Returns mentions moved.
-    """
-    moved = 0
-    cols = 'item_id, surface, start, "end", sentence'
-    for item_id, surface, start, end, sentence in conn.execute(f"SELECT {cols} FROM mentions WHERE entity_id = ?", (src,)).fetchall():  # fmt: skip
-        if items is None or item_id in items:
-            conn.execute(f"INSERT OR IGNORE INTO mentions (entity_id, {cols}) VALUES (?, ?, ?, ?, ?, ?)", (dst, item_id, surface, start, end, sentence))  # fmt: skip
-            conn.execute(
-                "DELETE FROM mentions WHERE entity_id = ? AND item_id = ? AND start = ?", (src, item_id, start)
-            )
-            moved += 1
-    cols = "relation, confidence, valid_from, valid_to, recorded_at, retired_at"
-    for tid, head, tail, sentence, relation, *rest in conn.execute(
-        f"SELECT id, head, tail, sentence, {cols} FROM triplets WHERE head = ? OR tail = ?", (src, src)
-    ).fetchall():
-        sources = conn.execute("SELECT item_id, sentence FROM triplet_sources WHERE triplet_id = ?", (tid,)).fetchall()
-        go = [s for s in sources if items is None or s[0] in items]
-        if not go:
-            continue
-        head, tail = (dst if head == src else head), (dst if tail == src else tail)
-        new = triplet_id(head, relation, tail)
-        conn.execute(
-            f"INSERT OR IGNORE INTO triplets (id, head, tail, sentence, {cols}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (new, head, tail, go[0][1] or sentence, relation, *rest),
-        )
-        for item_id, text in go:
-            conn.execute("INSERT OR IGNORE INTO triplet_sources (triplet_id, item_id, sentence) VALUES (?, ?, ?)", (new, item_id, text))  # fmt: skip
-            conn.execute("DELETE FROM triplet_sources WHERE triplet_id = ? AND item_id = ?", (tid, item_id))
-        left = [s for s in sources if s not in go]
-        if not left:
-            conn.execute("DELETE FROM triplets WHERE id = ?", (tid,))
-        elif sentence not in {text for _, text in left}:
-            conn.execute("UPDATE triplets SET sentence = ? WHERE id = ?", (left[0][1], tid))
-    for eid in (src, dst):
-        surfaces = [r[0] for r in conn.execute("SELECT DISTINCT surface FROM mentions WHERE entity_id = ?", (eid,))]
-        if surfaces:
-            conn.execute("UPDATE entities SET aliases = ? WHERE id = ?", (json.dumps(surfaces, ensure_ascii=False), eid))  # fmt: skip
-    return moved

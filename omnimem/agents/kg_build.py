@@ -42,7 +42,7 @@ from omnimem.agents import kg_prompts as P
 from omnimem.agents.kg_support import KGAgentConfig, KnowledgeBase, LLMCalls, item_contexts
 from omnimem.errors import missing_extra
 from omnimem.graph.builder import rows_from_extraction
-from omnimem.graph.jobs import BatchOutcome, Failure, GraphJobReport, Progress, run_with_resolution
+from omnimem.graph.jobs import BatchOutcome, Failure, GraphJobReport, Progress, run_with_resolution, write_rows
 from omnimem.graph.jobs import build_graph as build_graph_fast
 from omnimem.graph.normalize import canonical_text, concept_key
 from omnimem.graph.store import EntityRow, MentionRow, TripletRow
@@ -350,24 +350,21 @@ class _Agents:
 
     # -- write ---------------------------------------------------------------------------------
     def write(self, state: KGState) -> dict:
-        entities: list[EntityRow] = []
-        mentions: list[MentionRow] = []
-        triplets: list[TripletRow] = []
+        rows: dict[str, tuple[list[EntityRow], list[MentionRow], list[TripletRow]]] = {}
         for unit in state["items"]:
-            fast = _rows(state["fast"][unit["id"]])
-            entities += fast[0]
-            mentions += fast[1]
+            entities, mentions, triplets = _rows(state["fast"][unit["id"]])
             llm = state["rows"].get(unit["id"])
-            if llm is None:  # fallback: the fast extractor's triplets
-                triplets += fast[2]
-            else:
-                e, m, t = _rows(llm)
-                entities, mentions, triplets = entities + e, mentions + m, triplets + t
-        counts = dict(self.graph.write(entities, mentions, triplets)) if entities or triplets else {}
+            if llm is not None:  # else the fallback: the fast extractor's triplets
+                e, m, triplets = _rows(llm)
+                entities, mentions = entities + e, mentions + m
+            if entities or triplets:
+                rows[unit["id"]] = (entities, mentions, triplets)
+        written = write_rows(self.graph, rows)  # mentions of split names go to their closest sense
+        counts = dict(written.counts)
         descriptions = {c["entity"]: c["description"] for c in state.get("concepts", []) if c.get("description")}
         counts["descriptions"] = self.graph.set_descriptions(descriptions) if descriptions else 0
         skipped = len(state["item_ids"]) - len(state["items"])
-        return {"outcome": {"counts": counts, "entity_ids": list(dict.fromkeys(e.id for e in entities)), "done": list(state["item_ids"]), "skipped": skipped}}  # fmt: skip
+        return {"outcome": {"counts": counts, "entity_ids": list(dict.fromkeys(written.entity_ids)), "done": list(state["item_ids"]), "skipped": skipped}}  # fmt: skip
 
 
 def _open_checkpointer(memory: Any, config: KGAgentConfig) -> Any:

@@ -114,6 +114,7 @@ class MediaConfig:
     ocr_min_score: float = 0.5  # OCR lines below this confidence (0..1) are dropped
     transcriber: str = "tiny.en"  # "tiny.en", "base" or a faster-whisper model directory
     language: str | None = None  # speech language code, None = detect (tiny.en is English only)
+    audio_text_model: str | None = None  # a CLAP directory (save_pretrained): grounds facts in query audio
     sample_fps: float = 1.0  # video frames analysed per second
     segment_s: float = 30.0  # target video segment length, seconds (snapped to scene cuts)
     max_keyframes: int = 4  # keyframes kept per video segment

@@ -112,3 +112,54 @@ def write_tiny_open_clip(path: Path) -> Path:
     preprocess = {"mean": [0.5, 0.5, 0.5], "std": [0.5, 0.5, 0.5]}
     (path / "open_clip_config.json").write_text(json.dumps({"model_cfg": cfg, "preprocess_cfg": preprocess}))
     return path
+
+
+def bytes_to_unicode() -> dict[int, str]:
+    """GPT-2 / CLIP byte-level BPE alphabet (Radford et al. 2019)."""
+    bs = [*range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1), *range(ord("®"), ord("ÿ") + 1)]
+    cs = bs[:]
+    extra = 0
+    for b in range(256):
+        if b not in bs:
+            bs.append(b)
+            cs.append(256 + extra)
+            extra += 1
+    return dict(zip(bs, map(chr, cs)))
+
+
+def write_tiny_clap(path: Path) -> Path:
+    """A tiny random transformers ClapModel + ClapProcessor (byte-level RoBERTa vocabulary, 16 kHz
+    features, HTSAT with 2 small stages) saved with ``save_pretrained``: the adapter's mechanics
+    without real CLAP weights, which do not exist offline here."""
+    import json
+
+    import torch
+    import transformers
+
+    path.mkdir(parents=True, exist_ok=True)
+    vocab = {t: i for i, t in enumerate(("<s>", "<pad>", "</s>", "<unk>", "<mask>"))}  # RoBERTa's order: pad = 1
+    for c in bytes_to_unicode().values():
+        vocab[c] = len(vocab)
+    (path / "vocab.json").write_text(json.dumps(vocab))
+    (path / "merges.txt").write_text("#version: 0.2\n")
+    tokenizer = transformers.RobertaTokenizer(str(path / "vocab.json"), str(path / "merges.txt"))
+    features = transformers.ClapFeatureExtractor(
+        feature_size=16, sampling_rate=16000, hop_length=160, max_length_s=2, fft_window_size=400,
+        truncation="rand_trunc", padding="repeatpad",
+    )  # fmt: skip
+    config = transformers.ClapConfig(
+        text_config=dict(
+            vocab_size=len(vocab), hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2,
+            max_position_embeddings=80, pad_token_id=vocab["<pad>"], bos_token_id=vocab["<s>"],
+            eos_token_id=vocab["</s>"], projection_dim=16,
+        ),
+        audio_config=dict(
+            hidden_size=32, patch_embeds_hidden_size=16, depths=[1, 1], num_attention_heads=[2, 2], window_size=4,
+            spec_size=64, num_mel_bins=16, patch_stride=[4, 4], projection_dim=16, enable_fusion=False,
+        ),
+        projection_dim=16,
+    )  # fmt: skip
+    torch.manual_seed(0)
+    transformers.ClapModel(config).save_pretrained(path)
+    transformers.ClapProcessor(feature_extractor=features, tokenizer=tokenizer).save_pretrained(path)
+    return path

@@ -18,6 +18,7 @@ ENCODERS.register("minilm", "omnimem.encoders.sentence:SentenceEncoder.from_pret
 ENCODERS.register("hash", "omnimem.encoders.hashing:HashEncoder.from_pretrained")
 ENCODERS.register("open_clip", "omnimem.encoders.clip:open_clip_encoder")
 ENCODERS.register("hf_clip", "omnimem.encoders.hf_clip:hf_clip_encoder")
+ENCODERS.register("hf_clap", "omnimem.encoders.hf_clap:hf_clap_encoder")
 
 # Speech to text: the packaged faster-whisper models by name; a CTranslate2 directory by path.
 TRANSCRIBERS = Registry("transcriber")

@@ -56,6 +56,7 @@ class Memory:
         self.path = path
         self.image_encoder = image_encoder
         self._media: MediaIngestor | None = None
+        self._clap: Encoder | None = None  # the audio-text model, loaded on the first query with audio
         self.graph = GraphStore(store)
         self._builder: GraphBuilder | None = None
         self.config = config
@@ -469,23 +470,33 @@ class Memory:
         per-space candidates, a second multi-hop round, grounding, reranking, redundancy pruning and packing
         by utility per token. ``image``: the query's image (path, PIL image or frames). ``audio``: the
         query's audio (a file path or 16 kHz float32 samples), transcribed with the memory's transcriber,
-        searched as text and used to ground facts (those whose entities are not heard are dropped). ``config``: a
+        searched as text and used to ground facts: those neither heard in the transcript nor, with
+        ``config.media.audio_text_model`` (CLAP), close to the audio are dropped. ``config``: a
         :class:`GraspConfig` for this call (default ``self.config.grasp``). ``count_tokens``: the model's
         counter (default an estimate). Filters as in :meth:`search`.
         """
         self._check_open()
         filters = _filters(query, modalities, sessions, speakers, since, until)
-        heard = None
+        heard, clap, source = None, None, None
         if audio is not None:
             source = os.fspath(audio) if isinstance(audio, (str, os.PathLike)) else audio
             heard = " ".join(s.text for s in self.media.transcriber.transcribe(source)).strip() or None
+            clap = self._audio_text_encoder()
         ctx = retrieve_context(
             self, query, budget_tokens=budget_tokens, config=config or self.config.grasp, image=image,
-            count_tokens=count_tokens, reranker=reranker, filters=filters, audio_text=heard,
+            count_tokens=count_tokens, reranker=reranker, filters=filters, audio_text=heard, audio=source,
+            audio_encoder=clap,
         )  # fmt: skip
         if self.config.store.track_access and ctx.entries:
             self.store.touch_access([i for e in ctx.entries for i in e.item_ids or (e.id,)], utc_now())
         return ctx
+
+    def _audio_text_encoder(self) -> Encoder | None:
+        """The configured audio-text model (``config.media.audio_text_model``, CLAP), loaded once."""
+        path = self.config.media.audio_text_model
+        if path and self._clap is None:
+            self._clap = create_encoder("hf_clap", model=path)
+        return self._clap if path else None
 
     # -- the episodic tree (omnimem.memory.episodes) ----------------------------------------
     def episodes(

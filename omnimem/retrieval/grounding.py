@@ -6,8 +6,9 @@ name embeddings); for a query with an image, each candidate entity gets a presen
 image-text cosine of the CLIP-like encoder, max over the given frames), a triplet scores the mean of
 its head's and tail's presence, and facts below eta are dropped. For a query with audio, the
 presence of an entity is read from the audio's transcript (:func:`transcript_presence`: the name, or
-a close spelling of it, is heard); no audio-text model (CLAP) ships offline, so the transcript is the
-audio's evidence, as the paper's audio branch allows.
+a close spelling of it, is heard) and, when an audio-text model (CLAP) is configured, a fact also
+scores the similarity of the audio to its sentence "head relation tail" (:func:`audio_text_presence`);
+a fact is kept when either reaches eta.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from omnimem.graph.normalize import concept_key
 
 __all__ = [
     "EntityLink", "NameIndex", "link_query_entities", "presence_scores", "transcript_presence", "triplet_presence",
+    "audio_text_presence",
 ]  # fmt: skip
 
 log = logging.getLogger(__name__)
@@ -176,6 +178,16 @@ def transcript_presence(transcript: str, names: Sequence[str], *, near: float = 
         best = 1.0 if joined in runs else max(SequenceMatcher(None, joined, run).ratio() for run in runs)
         out[k] = best if best >= near else 0.0
     return out
+
+
+def audio_text_presence(audio_encoder: Any, audio: Any, sentences: Sequence[str]) -> np.ndarray:
+    """Cosine of the query audio with each sentence ("head relation tail") in an audio-text model's
+    space (CLAP): float32 ``(n,)``. ``audio``: a file path or mono samples at the encoder's rate."""
+    if not len(sentences):
+        return np.zeros(0, dtype=np.float32)
+    heard = np.asarray(audio_encoder.encode([audio], modality="audio"), dtype=np.float32)[0]
+    texts = np.asarray(audio_encoder.encode(list(sentences), modality="text"), dtype=np.float32)
+    return texts @ heard
 
 
 def triplet_presence(presence: Mapping[str, float], head: str, tail: str) -> float:

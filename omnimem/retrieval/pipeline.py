@@ -31,6 +31,7 @@ from omnimem.retrieval.fusion import Fused
 from omnimem.retrieval.grounding import (
     EntityLink,
     NameIndex,
+    audio_text_presence,
     link_query_entities,
     presence_scores,
     query_mentions,
@@ -71,16 +72,20 @@ def _images(image: Any) -> list[Any]:
 def grasp_rank(
     source: RetrievalSource, query: str, *, config: GraspConfig | None = None, image: Any = None,
     reranker: Reranker | None = None, filters: Filters | None = None, audio_text: str | None = None,
+    audio: Any = None, audio_encoder: Any = None,
 ) -> GraspRanking:  # fmt: skip
-    """Rank items and facts for ``query`` (its ``image``: one frame or a list; ``audio_text``: the
-    transcript of its audio) through every stage (BLAS on one thread meanwhile: see threads.py)."""
+    """Rank items and facts for ``query`` through every stage (BLAS on one thread meanwhile: threads.py).
+
+    ``image``: the query's frame(s). ``audio_text``: the transcript of its audio; ``audio`` +
+    ``audio_encoder``: the audio itself and an audio-text model (CLAP) that scores facts in it.
+    """
     with one_blas_thread():
-        return _grasp_rank(source, query, config, image, reranker, filters, audio_text)
+        return _grasp_rank(source, query, config, image, reranker, filters, audio_text, (audio, audio_encoder))
 
 
 def _grasp_rank(
     source: RetrievalSource, query: str, config: GraspConfig | None, image: Any, reranker: Reranker | None,
-    filters: Filters | None, audio_text: str | None,
+    filters: Filters | None, audio_text: str | None, heard: tuple[Any, Any],
 ) -> GraspRanking:  # fmt: skip
     if not isinstance(query, str) or not query.strip():
         raise ConfigError("query must be a non-empty string")
@@ -160,8 +165,8 @@ def _grasp_rank(
     # grounding, part 2: facts present in the query image / heard in the query audio
     if cfg.grounding and frames and facts and source.image_encoder is not None:
         facts = _ground_in_image(source, facts, frames, cfg.eta)
-    if cfg.grounding and audio_text and facts:
-        facts = _ground_in_audio(source, facts, audio_text, cfg.eta)
+    if cfg.grounding and (audio_text or heard[1] is not None) and facts:
+        facts = _ground_in_audio(source, facts, audio_text or "", heard, cfg.eta)
     lap("facts")
 
     # 3. answer-supporting relevance
@@ -280,12 +285,20 @@ def _ground_in_image(source: RetrievalSource, facts: list[tuple[Any, float]], fr
     return [(t, s) for t, s in facts if triplet_presence(presence, t.head, t.tail) >= eta]
 
 
-def _ground_in_audio(source: RetrievalSource, facts: list[tuple[Any, float]], transcript: str, eta: float) -> list:
-    """Drop facts whose head and tail are not heard in the query audio's transcript (GRASP grounding)."""
+def _ground_in_audio(
+    source: RetrievalSource, facts: list[tuple[Any, float]], transcript: str, heard: tuple[Any, Any], eta: float
+) -> list:
+    """Drop facts not heard in the query audio (GRASP grounding): neither their head and tail in its
+    transcript nor, with an audio-text model, their sentence "head relation tail" in the audio itself."""
     ids = list({e for t, _ in facts for e in (t.head, t.tail)})
     names = {r.id: r.name for r in source.graph.entities(ids, include_merged=True)}
     presence = dict(zip(ids, transcript_presence(transcript, [names.get(e, e) for e in ids]).tolist()))
-    return [(t, s) for t, s in facts if triplet_presence(presence, t.head, t.tail) >= eta]
+    scores = [triplet_presence(presence, t.head, t.tail) for t, _ in facts]
+    audio, encoder = heard
+    if encoder is not None and audio is not None:
+        sentences = [f"{names.get(t.head, t.head)} {t.relation} {names.get(t.tail, t.tail)}" for t, _ in facts]
+        scores = np.maximum(scores, audio_text_presence(encoder, audio, sentences)).tolist()
+    return [f for f, s in zip(facts, scores) if s >= eta]
 
 
 def render_fact(source: RetrievalSource, triplet: Any, names: dict[str, Any]) -> str:
@@ -356,14 +369,16 @@ def _rerank(
 def grasp_search(
     source: RetrievalSource, query: str, k: int = 10, *, config: GraspConfig | None = None, image: Any = None,
     filters: Filters | None = None, reranker: Reranker | None = None, audio_text: str | None = None,
+    audio: Any = None, audio_encoder: Any = None,
 ) -> list[Hit]:  # fmt: skip
     """GRASP-ranked hits (what ``Memory.search`` returns, ranked by :func:`grasp_rank`)."""
     if isinstance(k, bool) or not isinstance(k, int) or k <= 0:
         raise ConfigError(f"k must be a positive int, got {k!r}")
     cfg = config or GraspConfig()
     ranking = grasp_rank(
-        source, query, config=cfg, image=image, reranker=reranker, filters=filters, audio_text=audio_text
-    )
+        source, query, config=cfg, image=image, reranker=reranker, filters=filters, audio_text=audio_text,
+        audio=audio, audio_encoder=audio_encoder,
+    )  # fmt: skip
     top = ranking.items[:k]
     items = source.store.get([f.id for f in top])
     return [
@@ -376,19 +391,21 @@ def grasp_search(
 def retrieve_context(
     source: RetrievalSource, query: str, *, budget_tokens: int | None = None, config: GraspConfig | None = None,
     image: Any = None, count_tokens: Callable[[str], int] | None = None, reranker: Reranker | None = None,
-    filters: Filters | None = None, audio_text: str | None = None,
+    filters: Filters | None = None, audio_text: str | None = None, audio: Any = None, audio_encoder: Any = None,
 ) -> Context:  # fmt: skip
     """The evidence for ``query`` packed into ``budget_tokens`` (default ``config.budget_tokens``).
 
     ``count_tokens``: the model's token counter (e.g. a vlm generator's ``count_tokens``); default a
     cheap estimate. ``image``: the query's image (or a list of frames), for the image space and
     grounding. ``audio_text``: the transcript of the query's audio, searched in the text space and
-    used to ground facts. ``reranker``: a :class:`~omnimem.retrieval.rerank.Reranker` (default: offline).
+    used to ground facts; ``audio`` + ``audio_encoder``: the audio and an audio-text model (CLAP) that
+    also grounds them. ``reranker``: a :class:`~omnimem.retrieval.rerank.Reranker` (default: offline).
     """
     cfg = config or GraspConfig()
     ranking = grasp_rank(
-        source, query, config=cfg, image=image, reranker=reranker, filters=filters, audio_text=audio_text
-    )
+        source, query, config=cfg, image=image, reranker=reranker, filters=filters, audio_text=audio_text,
+        audio=audio, audio_encoder=audio_encoder,
+    )  # fmt: skip
     with one_blas_thread():
         return pack_context(source, query, ranking, budget_tokens=budget_tokens, config=cfg, count_tokens=count_tokens)
 

@@ -8,6 +8,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from mediagen import bytes_to_unicode
+
 from omnimem.encoders.base import Encoder
 from omnimem.errors import BackendUnavailable, ConfigError, CorruptInput
 
@@ -32,26 +34,13 @@ def open_clip_dir(tmp_path_factory):
     return write_tiny_open_clip(tmp_path_factory.mktemp("open_clip"))
 
 
-def _bytes_to_unicode() -> dict[int, str]:
-    """GPT-2 / CLIP byte-level BPE alphabet (Radford et al. 2019)."""
-    bs = [*range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1), *range(ord("®"), ord("ÿ") + 1)]
-    cs = bs[:]
-    extra = 0
-    for b in range(256):
-        if b not in bs:
-            bs.append(b)
-            cs.append(256 + extra)
-            extra += 1
-    return dict(zip(bs, map(chr, cs)))
-
-
 @pytest.fixture(scope="module")
 def hf_clip_dir(tmp_path_factory):
     """A tiny transformers CLIPModel + CLIPProcessor (byte-level vocabulary, no merges) saved to disk."""
     torch = pytest.importorskip("torch")
     transformers = pytest.importorskip("transformers")
     path = tmp_path_factory.mktemp("hf_clip")
-    chars = list(_bytes_to_unicode().values())
+    chars = list(bytes_to_unicode().values())
     vocab = {c: i for i, c in enumerate(chars)}
     vocab.update({c + "</w>": len(chars) + i for i, c in enumerate(chars)})
     vocab.update({"<|startoftext|>": len(vocab), "<|endoftext|>": len(vocab) + 1})

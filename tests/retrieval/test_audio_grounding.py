@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import numpy as np
+import pytest
+
 from omnimem.retrieval import retrieve_context
 from omnimem.retrieval.grounding import transcript_presence
 
@@ -42,3 +45,49 @@ def test_memory_context_transcribes_the_query_audio(tmp_path, minilm, speak):
         ctx = mem.context("What do you know?", audio=wav, budget_tokens=400)
     assert "Rex" in ctx.items[0].text and "query_audio" in ctx.items[0].retrievers
     assert all("Ben" not in f.text for f in ctx.facts)
+
+
+class _BarkClap:
+    """An audio-text double: the query audio is a dog barking; sentences about barking match it."""
+
+    modalities = ("text", "audio")
+
+    def encode(self, inputs, *, modality="text"):
+        if modality == "audio":
+            return np.array([[1.0, 0.0]] * len(inputs), dtype=np.float32)
+        return np.array([[1.0, 0.0] if "bark" in t else [0.0, 1.0] for t in inputs], dtype=np.float32)
+
+
+def test_an_audio_text_model_keeps_facts_heard_in_the_audio_itself(mem):
+    mem.add("The neighbour's dog barked at the mailman.", speaker="Ann", session="s1")
+    mem.add("Ben bought a red car in Berlin.", speaker="Ben", session="s1")
+    query = "What happened?"
+    heard = retrieve_context(mem, query, budget_tokens=400, audio=np.zeros(16000), audio_encoder=_BarkClap())
+    facts = [e.text for e in heard.facts]
+    assert facts and all("bark" in f for f in facts)  # no transcript: the audio-text model alone decides
+    both = retrieve_context(
+        mem, query, budget_tokens=400, audio_text="Ben and his car", audio=np.zeros(16000), audio_encoder=_BarkClap()
+    )
+    kinds = {("bark" in e.text, "Ben" in e.text) for e in both.facts}
+    assert (True, False) in kinds and (False, True) in kinds  # heard in the audio or in its transcript
+
+
+def test_memory_context_uses_the_configured_clap_model(tmp_path, hash_encoder):
+    import dataclasses
+
+    from mediagen import tone, write_audio, write_tiny_clap
+
+    import omnimem
+
+    pytest.importorskip("transformers")
+    clap = write_tiny_clap(tmp_path / "clap")
+    config = omnimem.MemoryConfig()
+    config = dataclasses.replace(config, media=dataclasses.replace(config.media, audio_text_model=str(clap)))
+    wav = write_audio(tmp_path / "q.wav", tone(1.0))
+    with omnimem.Memory.open(tmp_path / "m", config=config, encoder=hash_encoder) as mem:
+        mem.add("The neighbour's dog barked at the mailman.", speaker="Ann", session="s1")
+        mem.add("Ben bought a red car in Berlin.", speaker="Ben", session="s1")
+        silent = {e.id for e in mem.context("What happened?", budget_tokens=400).facts}
+        ctx = mem.context("What happened?", audio=wav, budget_tokens=400)
+        assert mem._clap is not None and mem._clap.registry_name == "hf_clap"
+        assert {e.id for e in ctx.facts} <= silent and ctx.items  # random weights: facts only ever drop

@@ -135,6 +135,8 @@ def _grasp_rank(
     # 2. multi-hop expansion
     if cfg.hop2 and cfg.hop2_seeds and fused:
         seeds = _texts(source, [f.id for f in fused[: cfg.hop2_seeds]])
+        if cfg.hop2_seed_words:
+            seeds = [(i, " ".join(t.split()[: cfg.hop2_seed_words])) for i, t in seeds]
         joint = None
         if cfg.hop2_vectors == "sum":
             ids, stored = source.store.vectors(TEXT_SPACE, [i for i, _ in seeds])

@@ -6,9 +6,8 @@ import json
 
 import numpy as np
 import pytest
-from PIL import Image
-
 from mediagen import bytes_to_unicode
+from PIL import Image
 
 from omnimem.encoders.base import Encoder
 from omnimem.errors import BackendUnavailable, ConfigError, CorruptInput

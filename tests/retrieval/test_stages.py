@@ -243,3 +243,23 @@ def test_second_round_from_stored_vectors_needs_no_model_call(minilm, tmp_path):
     assert np.allclose(joint, [[2**-0.5, 2**-0.5], [1.0, 0.0]])
     with pytest.raises(ConfigError, match="hop2_vectors"):
         GraspConfig(hop2_vectors="magic")
+
+
+def test_second_round_can_join_only_the_seeds_first_words(mem):
+    seen = []
+    inner = mem.encoder
+
+    class Recording:
+        dim, name = inner.dim, inner.name
+
+        def encode(self, texts, **kw):
+            seen.extend(texts)
+            return inner.encode(texts, **kw)
+
+    mem.add(["one two three four five six seven eight nine ten about Alice", "Bob likes tea and cake"])
+    mem.encoder = Recording()
+    grasp_rank(mem, "What about Alice?", config=GraspConfig(hop2_seed_words=3, rerank=False))
+    joint = [t for t in seen if t.startswith("What about Alice? ")]
+    assert joint and all(len(t.split()) <= 3 + 3 for t in joint)  # the query's 3 words + the seed's first 3
+    with pytest.raises(ConfigError):
+        GraspConfig(hop2_seed_words=-1)

@@ -24,7 +24,7 @@ from omnimem.graph.builder import GraphBuilder
 from omnimem.graph.store import GraphStore
 from omnimem.memory.episodes import EpisodicMemory
 from omnimem.memory.forgetting import ForgetPolicy, ForgetReport, Forgetting
-from omnimem.memory.media import IngestReport, MediaIngestor
+from omnimem.memory.media import IngestReport, MediaIngestor, query_video
 from omnimem.memory.opening import CONFIG_FILE as _CONFIG
 from omnimem.memory.opening import DB_FILE as _DB
 from omnimem.memory.opening import existing_config, image_encoder_for, resolve_config, write_config
@@ -460,7 +460,7 @@ class Memory:
 
     def context(
         self, query: str, *, budget_tokens: int | None = None, image: Any = None, audio: Any = None,
-        modalities: Sequence[str] | None = None, sessions: Sequence[str] | None = None,
+        video: str | os.PathLike[str] | None = None, modalities: Sequence[str] | None = None, sessions: Sequence[str] | None = None,
         speakers: Sequence[str] | None = None, since: Any = None, until: Any = None,
         config: GraspConfig | None = None, count_tokens: Callable[[str], int] | None = None, reranker: Any = None,
     ) -> Context:  # fmt: skip
@@ -471,13 +471,18 @@ class Memory:
         by utility per token. ``image``: the query's image (path, PIL image or frames). ``audio``: the
         query's audio (a file path or 16 kHz float32 samples), transcribed with the memory's transcriber,
         searched as text and used to ground facts: those neither heard in the transcript nor, with
-        ``config.media.audio_text_model`` (CLAP), close to the audio are dropped. ``config``: a
+        ``config.media.audio_text_model`` (CLAP), close to the audio are dropped. ``video``: a query video,
+        read as a few of its frames (``image``) and its audio track (``audio``). ``config``: a
         :class:`GraspConfig` for this call (default ``self.config.grasp``). ``count_tokens``: the model's
         counter (default an estimate). Filters as in :meth:`search`.
         """
         self._check_open()
         filters = _filters(query, modalities, sessions, speakers, since, until)
         heard, clap, source = None, None, None
+        if video is not None:  # a video is its frames and its audio track, each read in its own space
+            frames, track = query_video(video)
+            image = [*([] if image is None else image if isinstance(image, (list, tuple)) else [image]), *frames]
+            audio = track if audio is None else audio
         if audio is not None:
             source = os.fspath(audio) if isinstance(audio, (str, os.PathLike)) else audio
             heard = " ".join(s.text for s in self.media.transcriber.transcribe(source)).strip() or None

@@ -91,3 +91,23 @@ def test_memory_context_uses_the_configured_clap_model(tmp_path, hash_encoder):
         ctx = mem.context("What happened?", audio=wav, budget_tokens=400)
         assert mem._clap is not None and mem._clap.registry_name == "hf_clap"
         assert {e.id for e in ctx.facts} <= silent and ctx.items  # random weights: facts only ever drop
+
+
+def test_a_query_video_is_read_as_frames_and_its_audio_track(tmp_path, minilm, speak, scene_video):
+    from mediagen import write_video
+
+    import omnimem
+    from omnimem.memory.media import query_video
+
+    frames, audio = query_video(scene_video)
+    assert len(frames) == 4 and audio is None and all(f.size[0] <= 336 for f in frames)
+    speech = speak("Tell me about the puppy Rex.", tmp_path / "s.wav")
+    clip = write_video(
+        tmp_path / "q.mp4", audio=np.concatenate([speech, np.zeros(16000 * 24, np.float32)])[: 16000 * 24]
+    )
+    with omnimem.Memory.open(tmp_path / "m", encoder=minilm) as mem:
+        mem.add("Ann adopted a puppy named Rex.", speaker="Ann", session="s1")
+        mem.add("Ben bought a red car in Berlin.", speaker="Ben", session="s1")
+        ctx = mem.context("What do you know?", video=clip, budget_tokens=400)
+    assert "Rex" in ctx.items[0].text and "query_audio" in ctx.items[0].retrievers
+    assert all("Ben" not in f.text for f in ctx.facts)

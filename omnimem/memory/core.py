@@ -493,7 +493,7 @@ class Memory:
             audio_encoder=clap,
         )  # fmt: skip
         if self.config.store.track_access and ctx.entries:
-            self.store.touch_access([i for e in ctx.entries for i in e.item_ids or (e.id,)], utc_now())
+            self.store.touch_access(list(dict.fromkeys(i for e in ctx.entries for i in e.item_ids)), utc_now())
         return ctx
 
     def _audio_text_encoder(self) -> Encoder | None:

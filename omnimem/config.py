@@ -247,30 +247,23 @@ class GraspConfig:
 
     def with_(self, *stages: str) -> GraspConfig:
         """This config with stages switched on (tau: the default thresholds)."""
-        unknown = set(stages) - set(STAGES)
-        if unknown:
-            raise ConfigError(f"unknown stage(s) {sorted(unknown)}; stages are {', '.join(STAGES)}")
-        changes: dict[str, Any] = {s: True for s in stages if s != "tau"}
-        if "tau" in stages:
-            changes["tau"] = GraspConfig.__dataclass_fields__["tau"].default
-        return _replace(self, changes)
+        return self._switched(stages, on=True)
 
     def without(self, *stages: str) -> GraspConfig:
         """This config with stages switched off, e.g. ``config.without("ppr", "rerank")`` (for ablations)."""
+        return self._switched(stages, on=False)
+
+    def _switched(self, stages: Sequence[str], *, on: bool) -> GraspConfig:
         unknown = set(stages) - set(STAGES)
         if unknown:
             raise ConfigError(f"unknown stage(s) {sorted(unknown)}; stages are {', '.join(STAGES)}")
-        changes: dict[str, Any] = {s: False for s in stages if s != "tau"}
+        changes: dict[str, Any] = {s: on for s in stages if s != "tau"}
         if "tau" in stages:
-            changes["tau"] = ()
-        return _replace(self, changes)
+            changes["tau"] = GraspConfig.__dataclass_fields__["tau"].default if on else ()
+        return dataclasses.replace(self, **changes)
 
 
 STAGES: Sequence[str] = ("tau", "hop2", "ppr", "grounding", "rerank", "redundancy", "facts", "summaries")
-
-
-def _replace(config: GraspConfig, changes: dict[str, Any]) -> GraspConfig:
-    return dataclasses.replace(config, **changes)
 
 
 @dataclass(frozen=True)

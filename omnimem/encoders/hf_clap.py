@@ -18,8 +18,9 @@ from typing import Any
 import numpy as np
 
 from omnimem.encoders.base import check_texts, normalize_rows
+from omnimem.encoders.hf import feature_array, load_model_and_processor
 from omnimem.encoders.media import load_audio
-from omnimem.errors import BackendUnavailable, ConfigError, CorruptInput, missing_extra
+from omnimem.errors import ConfigError, CorruptInput
 
 __all__ = ["HfClapEncoder", "hf_clap_encoder"]
 
@@ -46,20 +47,9 @@ class HfClapEncoder:
     @classmethod
     def from_pretrained(cls, name_or_path: str, *, device: str = "cpu", batch_size: int = 16) -> HfClapEncoder:
         """Load a ``ClapModel`` and its ``ClapProcessor`` from a local directory (or a cached hub name)."""
-        try:
-            from transformers import ClapModel, ClapProcessor
-        except ImportError as e:
-            raise missing_extra("transformers", "audio") from e
-        if not os.path.isdir(name_or_path):
-            os.environ.setdefault("HF_HUB_OFFLINE", "1")  # a hub name must already be in the local cache
-        try:
-            model = ClapModel.from_pretrained(name_or_path).to(device)
-            processor = ClapProcessor.from_pretrained(name_or_path)
-        except (OSError, ValueError) as e:
-            raise BackendUnavailable(
-                f"cannot load CLAP model {name_or_path!r} ({e}); pass a directory written by"
-                " ClapModel.save_pretrained + ClapProcessor.save_pretrained"
-            ) from e
+        model, processor = load_model_and_processor(
+            "ClapModel", "ClapProcessor", name_or_path, device=device, extra="audio", what="CLAP"
+        )
         return cls(model, processor, name=name_or_path, device=device, batch_size=batch_size)
 
     def encode(self, inputs: Sequence[Any], *, modality: str = "text") -> np.ndarray:
@@ -103,11 +93,7 @@ class HfClapEncoder:
                 features = self.model.get_audio_features(
                     input_features=inputs["input_features"].to(self.device), is_longer=inputs.get("is_longer")
                 )
-        if not isinstance(features, torch.Tensor):  # some transformers versions return a model output
-            features = getattr(features, "pooler_output", None) if features is not None else None
-            if features is None:
-                raise BackendUnavailable(f"{self.name}: this transformers version returned no CLAP features")
-        return features.float().cpu().numpy()
+        return feature_array(features, self.name, "CLAP")
 
 
 def hf_clap_encoder(

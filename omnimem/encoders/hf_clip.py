@@ -8,7 +8,6 @@ directory written by ``save_pretrained`` (or a cached hub name; this module neve
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Sequence
 from typing import Any
 
@@ -16,8 +15,9 @@ import numpy as np
 
 from omnimem.encoders.base import check_texts, normalize_rows
 from omnimem.encoders.clip import check_images
+from omnimem.encoders.hf import feature_array, load_model_and_processor
 from omnimem.encoders.media import load_image
-from omnimem.errors import BackendUnavailable, ConfigError, missing_extra
+from omnimem.errors import ConfigError
 
 __all__ = ["HfClipEncoder", "hf_clip_encoder"]
 
@@ -43,20 +43,9 @@ class HfClipEncoder:
     @classmethod
     def from_pretrained(cls, name_or_path: str, *, device: str = "cpu", batch_size: int = 32) -> HfClipEncoder:
         """Load a ``CLIPModel`` and its ``CLIPProcessor`` from a local directory (or a cached hub name)."""
-        try:
-            from transformers import CLIPModel, CLIPProcessor
-        except ImportError as e:
-            raise missing_extra("transformers", "clip") from e
-        if not os.path.isdir(name_or_path):
-            os.environ.setdefault("HF_HUB_OFFLINE", "1")  # a hub name must already be in the local cache
-        try:
-            model = CLIPModel.from_pretrained(name_or_path).to(device)
-            processor = CLIPProcessor.from_pretrained(name_or_path)
-        except (OSError, ValueError) as e:
-            raise BackendUnavailable(
-                f"cannot load CLIP model {name_or_path!r} ({e}); pass a directory written by"
-                " CLIPModel.save_pretrained + CLIPProcessor.save_pretrained"
-            ) from e
+        model, processor = load_model_and_processor(
+            "CLIPModel", "CLIPProcessor", name_or_path, device=device, extra="clip", what="CLIP"
+        )
         return cls(model, processor, name=name_or_path, device=device, batch_size=batch_size)
 
     def encode(self, inputs: Sequence[Any], *, modality: str = "text") -> np.ndarray:
@@ -87,11 +76,7 @@ class HfClipEncoder:
             else:
                 pixels = self.processor(images=[load_image(x) for x in batch], return_tensors="pt")["pixel_values"]
                 features = self.model.get_image_features(pixel_values=pixels.to(self.device))
-        if not isinstance(features, torch.Tensor):  # some transformers versions return a model output
-            features = getattr(features, "pooler_output", None) if features is not None else None
-            if features is None:
-                raise BackendUnavailable(f"{self.name}: this transformers version returned no CLIP features")
-        return features.float().cpu().numpy()
+        return feature_array(features, self.name, "CLIP")
 
 
 def hf_clip_encoder(

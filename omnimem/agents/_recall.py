@@ -9,6 +9,7 @@ evidence (working buffer, facts, frames) under the model's token counter.
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 from collections.abc import Callable, Sequence
@@ -21,7 +22,12 @@ from omnimem.types import Hit
 from omnimem.vlm.compress import CompressionConfig, compress_context
 from omnimem.vlm.prompts import Evidence, Triplet, cited_ids
 
-__all__ = ["Recall", "hit_evidence", "cite", "hms", "span_label", "question_words", "open_checkpointer"]
+__all__ = [
+    "Recall", "hit_evidence", "cite", "hms", "span_label", "question_words", "open_checkpointer", "state_graph",
+    "compile_graph", "stream_updates",
+]  # fmt: skip
+
+log = logging.getLogger(__name__)
 
 _WORD = re.compile(r"[A-Za-z0-9][\w'-]*")
 
@@ -142,3 +148,32 @@ def open_checkpointer(path: str) -> Any:
 
 def default_checkpoint(memory: Any, name: str) -> str:
     return str(Path(memory.path) / name)
+
+
+def state_graph() -> tuple[Any, Any, Any]:
+    """LangGraph's ``(StateGraph, START, END)``, or a clear error naming the extra to install."""
+    try:
+        from langgraph.graph import END, START, StateGraph
+    except ImportError as e:
+        raise missing_extra("langgraph", "agents") from e
+    return StateGraph, START, END
+
+
+def compile_graph(graph: Any, memory: Any, checkpointer: Any, path: str | None, default_name: str) -> Any:
+    """``graph`` compiled with ``checkpointer``, or a SQLite one at ``path`` (default ``<memory>/<default_name>``)."""
+    if checkpointer is None:
+        checkpointer = open_checkpointer(path or default_checkpoint(memory, default_name))
+    return graph.compile(checkpointer=checkpointer)
+
+
+def stream_updates(
+    app: Any, inputs: dict | None, config: dict, on_step: Callable[[str, dict], None] | None, label: str
+) -> dict:
+    """Run ``app`` on ``inputs`` (None: resume the thread), handing each node's update to ``on_step``;
+    returns the thread's state after it."""
+    for update in app.stream(inputs, config, stream_mode="updates"):
+        for node, value in update.items():
+            log.debug("%s step %s: %s", label, node, sorted(value or {}))
+            if on_step is not None:
+                on_step(node, value or {})
+    return app.get_state(config).values

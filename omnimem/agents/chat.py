@@ -28,8 +28,8 @@ import logging
 from collections.abc import Callable
 from typing import Any, TypedDict
 
-from omnimem.agents._recall import _recall, cite, default_checkpoint, open_checkpointer, question_words
-from omnimem.errors import ConfigError, missing_extra
+from omnimem.agents._recall import _recall, cite, compile_graph, question_words, state_graph, stream_updates
+from omnimem.errors import ConfigError
 from omnimem.memory.working import estimate_tokens
 from omnimem.types import to_iso, utc_now
 from omnimem.vlm.compress import CompressionConfig
@@ -183,10 +183,7 @@ def build_chat_agent(memory: Any, generator: Any, *, config: ChatConfig | None =
     ``checkpointer``: a LangGraph checkpointer; default a SQLite one at ``config.checkpoint`` (or
     ``<memory>/chat_agent.ckpt.sqlite``).
     """
-    try:
-        from langgraph.graph import END, START, StateGraph
-    except ImportError as e:
-        raise missing_extra("langgraph", "agents") from e
+    StateGraph, START, END = state_graph()
     cfg = config or ChatConfig()
     nodes = _Nodes(memory, generator, cfg)
     graph = StateGraph(ChatState)
@@ -197,9 +194,7 @@ def build_chat_agent(memory: Any, generator: Any, *, config: ChatConfig | None =
     graph.add_edge("answer", "write")
     graph.add_conditional_edges("write", nodes.route, {"consolidate": "consolidate", "end": END})
     graph.add_edge("consolidate", END)
-    if checkpointer is None:
-        checkpointer = open_checkpointer(cfg.checkpoint or default_checkpoint(memory, "chat_agent.ckpt.sqlite"))
-    return graph.compile(checkpointer=checkpointer)
+    return compile_graph(graph, memory, checkpointer, cfg.checkpoint, "chat_agent.ckpt.sqlite")
 
 
 def chat(
@@ -217,16 +212,9 @@ def chat(
     snapshot = app.get_state(config)
     if snapshot.next:
         log.info("chat: resuming thread %s at %s", config["configurable"]["thread_id"], ", ".join(snapshot.next))
-        _stream(app, None, config, on_step)
+        state = stream_updates(app, None, config, on_step, "chat")
         if snapshot.values.get("message") == message:
-            return app.get_state(config).values
-    _stream(app, {"user": user, "message": message, "session": session, "timestamp": when}, config, on_step)
-    return app.get_state(config).values
-
-
-def _stream(app: Any, inputs: dict | None, config: dict, on_step: Callable[[str, dict], None] | None) -> None:
-    for update in app.stream(inputs, config, stream_mode="updates"):
-        for node, value in update.items():
-            log.debug("chat step %s: %s", node, sorted(value or {}))
-            if on_step is not None:
-                on_step(node, value or {})
+            return state
+    return stream_updates(
+        app, {"user": user, "message": message, "session": session, "timestamp": when}, config, on_step, "chat"
+    )

@@ -31,16 +31,14 @@ from __future__ import annotations
 import dataclasses
 import logging
 import operator
-import os
 import threading
 from collections import Counter
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import Annotated, Any, TypedDict
 
 from omnimem.agents import kg_prompts as P
+from omnimem.agents._recall import compile_graph, state_graph, stream_updates
 from omnimem.agents.kg_support import KGAgentConfig, KnowledgeBase, LLMCalls, item_contexts
-from omnimem.errors import missing_extra
 from omnimem.graph.builder import rows_from_extraction
 from omnimem.graph.jobs import BatchOutcome, Failure, GraphJobReport, Progress, run_with_resolution, write_rows
 from omnimem.graph.jobs import build_graph as build_graph_fast
@@ -367,19 +365,6 @@ class _Agents:
         return {"outcome": {"counts": counts, "entity_ids": list(dict.fromkeys(written.entity_ids)), "done": list(state["item_ids"]), "skipped": skipped}}  # fmt: skip
 
 
-def _open_checkpointer(memory: Any, config: KGAgentConfig) -> Any:
-    try:
-        import sqlite3
-
-        from langgraph.checkpoint.sqlite import SqliteSaver
-    except ImportError as e:
-        raise missing_extra("langgraph-checkpoint-sqlite", "agents") from e
-    path = config.checkpoint or str(Path(memory.path) / "kg_agent.ckpt.sqlite")
-    if path != ":memory:":
-        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    return SqliteSaver(sqlite3.connect(path, check_same_thread=False))
-
-
 def build_kg_agent(
     memory: Any, generator: Any, *, kb: Any = None, config: KGAgentConfig | None = None, checkpointer: Any = None
 ) -> Any:
@@ -391,10 +376,7 @@ def build_kg_agent(
     ``config.checkpoint`` (or ``<memory>/kg_agent.ckpt.sqlite``). Invoke / stream it with
     ``{"item_ids": [...]}`` and a ``thread_id`` (see :func:`run_batch`).
     """
-    try:
-        from langgraph.graph import END, START, StateGraph
-    except ImportError as e:
-        raise missing_extra("langgraph", "agents") from e
+    StateGraph, START, END = state_graph()
     cfg = config or KGAgentConfig()
     agents = _Agents(memory, LLMCalls(generator, cfg), KnowledgeBase.coerce(kb), cfg)
     graph = StateGraph(KGState)
@@ -411,7 +393,7 @@ def build_kg_agent(
     graph.add_edge("refine", "inspect_descriptions")
     graph.add_conditional_edges("inspect_descriptions", lambda s: "refine" if s["redo_concepts"] else "write", ["refine", "write"])  # fmt: skip
     graph.add_edge("write", END)
-    return graph.compile(checkpointer=checkpointer if checkpointer is not None else _open_checkpointer(memory, cfg))
+    return compile_graph(graph, memory, checkpointer, cfg.checkpoint, "kg_agent.ckpt.sqlite")
 
 
 def batch_thread(item_ids: Sequence[str]) -> str:
@@ -430,12 +412,7 @@ def run_batch(app: Any, item_ids: Sequence[str], *, on_step: Callable[[str, dict
         return snapshot.values
     else:
         inputs = {"item_ids": list(item_ids)}
-    for update in app.stream(inputs, config, stream_mode="updates"):
-        for node, value in update.items():
-            log.debug("M3KG step %s: %s", node, sorted(value or {}))
-            if on_step is not None:
-                on_step(node, value or {})
-    return app.get_state(config).values
+    return stream_updates(app, inputs, config, on_step, "M3KG")
 
 
 def _outcome(values: dict) -> BatchOutcome:

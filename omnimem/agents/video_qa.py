@@ -27,8 +27,8 @@ import re
 from collections.abc import Callable
 from typing import Any, TypedDict
 
-from omnimem.agents._recall import _recall, cite, default_checkpoint, hms, open_checkpointer, span_label
-from omnimem.errors import ConfigError, missing_extra
+from omnimem.agents._recall import _recall, cite, compile_graph, hms, span_label, state_graph, stream_updates
+from omnimem.errors import ConfigError
 from omnimem.types import content_id
 from omnimem.vlm.compress import VISUAL_FAMILIES, CompressionConfig
 from omnimem.vlm.prompts import Evidence, is_no_answer
@@ -180,10 +180,7 @@ def build_video_qa_agent(
     ``checkpointer``: a LangGraph checkpointer; default a SQLite one at ``config.checkpoint`` (or
     ``<memory>/video_qa.ckpt.sqlite``).
     """
-    try:
-        from langgraph.graph import END, START, StateGraph
-    except ImportError as e:
-        raise missing_extra("langgraph", "agents") from e
+    StateGraph, START, END = state_graph()
     cfg = config or VideoQAConfig()
     nodes = _Nodes(memory, generator, cfg)
     graph = StateGraph(VideoQAState)
@@ -194,9 +191,7 @@ def build_video_qa_agent(
     graph.add_edge("coarse", "fine")
     graph.add_edge("fine", "answer")
     graph.add_conditional_edges("answer", nodes.route, {"fine": "fine", "end": END})
-    if checkpointer is None:
-        checkpointer = open_checkpointer(cfg.checkpoint or default_checkpoint(memory, "video_qa.ckpt.sqlite"))
-    return graph.compile(checkpointer=checkpointer)
+    return compile_graph(graph, memory, checkpointer, cfg.checkpoint, "video_qa.ckpt.sqlite")
 
 
 def ask_video(
@@ -218,9 +213,4 @@ def ask_video(
         return snapshot.values
     else:
         inputs = {"question": question, **({"video": str(video)} if video else {}), **({"episode": episode} if episode else {})}  # fmt: skip
-    for update in app.stream(inputs, config, stream_mode="updates"):
-        for node, value in update.items():
-            log.debug("video QA step %s: %s", node, sorted(value or {}))
-            if on_step is not None:
-                on_step(node, value or {})
-    return app.get_state(config).values
+    return stream_updates(app, inputs, config, on_step, "video QA")

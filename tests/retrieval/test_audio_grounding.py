@@ -8,6 +8,15 @@ import pytest
 from omnimem.retrieval import retrieve_context
 from omnimem.retrieval.grounding import transcript_presence
 
+PUPPY = "Ann adopted a puppy named Rex."
+BARK = "The neighbour's dog barked at the mailman."
+
+
+def _remember(mem, first: str = PUPPY) -> None:
+    """Two turns of one session: Ann's (``first``) and Ben's about his car."""
+    mem.add(first, speaker="Ann", session="s1")
+    mem.add("Ben bought a red car in Berlin.", speaker="Ben", session="s1")
+
 
 def test_transcript_presence_hears_names_and_close_misspellings():
     heard = "Carolyn said she went to the lighthouse with her dog Rex."
@@ -23,8 +32,7 @@ def _facts(ctx):
 
 
 def test_audio_grounding_keeps_heard_facts_and_drops_the_rest(mem):
-    mem.add("Ann adopted a puppy named Rex.", speaker="Ann", session="s1")
-    mem.add("Ben bought a red car in Berlin.", speaker="Ben", session="s1")
+    _remember(mem)
     query = "What happened?"
     silent = retrieve_context(mem, query, budget_tokens=400)
     assert any("Ben" in f for f in _facts(silent)) and any("Ann" in f for f in _facts(silent))
@@ -40,8 +48,7 @@ def test_memory_context_transcribes_the_query_audio(tmp_path, minilm, speak):
     wav = tmp_path / "q.wav"
     speak("Tell me about the puppy Rex.", wav)
     with omnimem.Memory.open(tmp_path / "m", encoder=minilm) as mem:
-        mem.add("Ann adopted a puppy named Rex.", speaker="Ann", session="s1")
-        mem.add("Ben bought a red car in Berlin.", speaker="Ben", session="s1")
+        _remember(mem)
         ctx = mem.context("What do you know?", audio=wav, budget_tokens=400)
     assert "Rex" in ctx.items[0].text and "query_audio" in ctx.items[0].retrievers
     assert all("Ben" not in f.text for f in ctx.facts)
@@ -59,8 +66,7 @@ class _BarkClap:
 
 
 def test_an_audio_text_model_keeps_facts_heard_in_the_audio_itself(mem):
-    mem.add("The neighbour's dog barked at the mailman.", speaker="Ann", session="s1")
-    mem.add("Ben bought a red car in Berlin.", speaker="Ben", session="s1")
+    _remember(mem, BARK)
     query = "What happened?"
     heard = retrieve_context(mem, query, budget_tokens=400, audio=np.zeros(16000), audio_encoder=_BarkClap())
     facts = [e.text for e in heard.facts]
@@ -85,8 +91,7 @@ def test_memory_context_uses_the_configured_clap_model(tmp_path, hash_encoder):
     config = dataclasses.replace(config, media=dataclasses.replace(config.media, audio_text_model=str(clap)))
     wav = write_audio(tmp_path / "q.wav", tone(1.0))
     with omnimem.Memory.open(tmp_path / "m", config=config, encoder=hash_encoder) as mem:
-        mem.add("The neighbour's dog barked at the mailman.", speaker="Ann", session="s1")
-        mem.add("Ben bought a red car in Berlin.", speaker="Ben", session="s1")
+        _remember(mem, BARK)
         silent = {e.id for e in mem.context("What happened?", budget_tokens=400).facts}
         ctx = mem.context("What happened?", audio=wav, budget_tokens=400)
         assert mem._clap is not None and mem._clap.registry_name == "hf_clap"
@@ -106,8 +111,7 @@ def test_a_query_video_is_read_as_frames_and_its_audio_track(tmp_path, minilm, s
         tmp_path / "q.mp4", audio=np.concatenate([speech, np.zeros(16000 * 24, np.float32)])[: 16000 * 24]
     )
     with omnimem.Memory.open(tmp_path / "m", encoder=minilm) as mem:
-        mem.add("Ann adopted a puppy named Rex.", speaker="Ann", session="s1")
-        mem.add("Ben bought a red car in Berlin.", speaker="Ben", session="s1")
+        _remember(mem)
         ctx = mem.context("What do you know?", video=clip, budget_tokens=400)
     assert "Rex" in ctx.items[0].text and "query_audio" in ctx.items[0].retrievers
     assert all("Ben" not in f.text for f in ctx.facts)

@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from pathlib import PurePath
 from typing import Any, TextIO
 
+from omnimem.types import hms
+
 __all__ = [
     "Column", "write_table", "write_hits", "write_context", "write_evidence", "write_report", "hms", "span_text",
 ]  # fmt: skip
@@ -123,12 +125,6 @@ def write_report(report: Mapping[str, Any], *, file: TextIO | None = None) -> No
         style = ("green" if value else "red") if key.rsplit(".", 1)[-1] == "ok" else None
         rows.append(((key, "bold"), (_value(value), style)))
     write_table([Column("", style="cyan"), Column("", flex=True)], rows, file=file)
-
-
-def hms(seconds: float) -> str:
-    """``3725.4`` -> ``"01:02:05"`` (whole seconds, hours not wrapped)."""
-    s = int(seconds)
-    return f"{s // 3600:02d}:{s % 3600 // 60:02d}:{s % 60:02d}"
 
 
 def span_text(t_start: float | None, t_end: float | None = None) -> str:

@@ -16,10 +16,16 @@ from typing import Any, Literal
 
 from omnimem.errors import ConfigError
 
-__all__ = ["MODALITIES", "Modality", "Item", "Hit", "content_id", "to_iso", "utc_now"]
+__all__ = ["MODALITIES", "Modality", "Item", "Hit", "content_id", "to_iso", "utc_now", "hms"]
 
 Modality = Literal["text", "image", "audio", "video"]
 MODALITIES: tuple[str, ...] = ("text", "image", "audio", "video")
+
+
+def hms(seconds: float) -> str:
+    """``3725.4`` -> ``"01:02:05"`` (whole seconds, hours not wrapped; negative counts as 0)."""
+    s = max(0, int(seconds))
+    return f"{s // 3600:02d}:{s % 3600 // 60:02d}:{s % 60:02d}"
 
 
 def utc_now() -> str:

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from omnimem.errors import missing_extra
-from omnimem.types import Hit
+from omnimem.types import Hit, hms
 from omnimem.vlm.compress import CompressionConfig, compress_context
 from omnimem.vlm.prompts import Evidence, Triplet, cited_ids
 
@@ -113,12 +113,6 @@ def _context_hits(mem: Any, ctx: Any, exclude: set[str], k: int) -> tuple[list[H
 def cite(answer: str, sources: dict[str, str]) -> list[dict[str, str]]:
     """``[{"id": "E2", "item": <item id>}, ...]``: the ids the answer cites that map to memory."""
     return [{"id": c, "item": sources[c]} for c in cited_ids(answer) if c in sources]
-
-
-def hms(seconds: float) -> str:
-    """``3725.4`` -> ``"01:02:05"``."""
-    s = max(0, int(seconds))
-    return f"{s // 3600:02d}:{s % 3600 // 60:02d}:{s % 60:02d}"
 
 
 def span_label(span: Sequence[float]) -> str:

@@ -404,11 +404,11 @@ def retrieve_context(
     also grounds them. ``reranker``: a :class:`~omnimem.retrieval.rerank.Reranker` (default: offline).
     """
     cfg = config or GraspConfig()
-    ranking = grasp_rank(
-        source, query, config=cfg, image=image, reranker=reranker, filters=filters, audio_text=audio_text,
-        audio=audio, audio_encoder=audio_encoder,
-    )  # fmt: skip
-    with one_blas_thread():
+    with one_blas_thread():  # one limit over ranking and packing
+        ranking = grasp_rank(
+            source, query, config=cfg, image=image, reranker=reranker, filters=filters, audio_text=audio_text,
+            audio=audio, audio_encoder=audio_encoder,
+        )  # fmt: skip
         return pack_context(source, query, ranking, budget_tokens=budget_tokens, config=cfg, count_tokens=count_tokens)
 
 

@@ -17,31 +17,26 @@ from typing import Any
 
 import numpy as np
 
-from omnimem.encoders.base import check_texts, normalize_rows
-from omnimem.encoders.hf import feature_array, load_model_and_processor
+from omnimem.encoders.hf import HfDualEncoder, feature_array, load_model_and_processor
 from omnimem.encoders.media import load_audio
-from omnimem.errors import ConfigError, CorruptInput
+from omnimem.errors import CorruptInput
 
 __all__ = ["HfClapEncoder", "hf_clap_encoder"]
 
 log = logging.getLogger(__name__)
 
 
-class HfClapEncoder:
-    """An :class:`~omnimem.encoders.base.Encoder` over a transformers ``ClapModel`` (texts and audio)."""
+class HfClapEncoder(HfDualEncoder):
+    """An :class:`~omnimem.encoders.base.Encoder` over a transformers ``ClapModel``: texts and audio.
+
+    ``processor``: texts -> input_ids; audio (float32 at the feature extractor's rate) -> input_features.
+    """
 
     modalities = ("text", "audio")
     registry_name = "hf_clap"  # create_encoder("hf_clap", model=...) rebuilds it
 
     def __init__(self, model: Any, processor: Any, *, name: str, device: str = "cpu", batch_size: int = 16) -> None:
-        if batch_size <= 0:
-            raise ConfigError(f"batch_size must be positive, got {batch_size}")
-        self.model = model.eval()
-        self.processor = processor  # texts -> input_ids; audio (16k..48k float32) -> input_features
-        self.name = name
-        self.device = device
-        self.batch_size = batch_size
-        self.dim = int(model.config.projection_dim)
+        super().__init__(model, processor, name=name, device=device, batch_size=batch_size)
         self.sample_rate = int(processor.feature_extractor.sampling_rate)
 
     @classmethod
@@ -52,18 +47,9 @@ class HfClapEncoder:
         )
         return cls(model, processor, name=name_or_path, device=device, batch_size=batch_size)
 
-    def encode(self, inputs: Sequence[Any], *, modality: str = "text") -> np.ndarray:
-        """Texts, or audio (a file path or float32 mono samples at ``self.sample_rate``) -> float32 ``(n, dim)``."""
-        if modality == "text":
-            items: list[Any] = check_texts(inputs, self.name)
-        elif modality == "audio":
-            items = [self._samples(x) for x in inputs]
-        else:
-            raise ConfigError(f"{self.name} embeds {' and '.join(self.modalities)}, got modality {modality!r}")
-        if not items:
-            return np.zeros((0, self.dim), dtype=np.float32)
-        parts = [self._batch(items[i : i + self.batch_size], modality) for i in range(0, len(items), self.batch_size)]
-        return normalize_rows(np.concatenate(parts))
+    def _inputs(self, inputs: Sequence[Any]) -> list[Any]:
+        """Audio: a file path or float32 mono samples at ``self.sample_rate``."""
+        return [self._samples(x) for x in inputs]
 
     def _samples(self, audio: Any) -> np.ndarray:
         if isinstance(audio, (str, os.PathLike)):

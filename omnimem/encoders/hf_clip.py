@@ -13,32 +13,23 @@ from typing import Any
 
 import numpy as np
 
-from omnimem.encoders.base import check_texts, normalize_rows
 from omnimem.encoders.clip import check_images
-from omnimem.encoders.hf import feature_array, load_model_and_processor
+from omnimem.encoders.hf import HfDualEncoder, feature_array, load_model_and_processor
 from omnimem.encoders.media import load_image
-from omnimem.errors import ConfigError
 
 __all__ = ["HfClipEncoder", "hf_clip_encoder"]
 
 log = logging.getLogger(__name__)
 
 
-class HfClipEncoder:
-    """An :class:`~omnimem.encoders.base.Encoder` over a transformers ``CLIPModel``."""
+class HfClipEncoder(HfDualEncoder):
+    """An :class:`~omnimem.encoders.base.Encoder` over a transformers ``CLIPModel``: texts and images.
+
+    ``processor``: texts -> input_ids (n, L); images -> pixel_values (n, 3, H, W).
+    """
 
     modalities = ("text", "image")
     registry_name = "hf_clip"  # the ENCODERS name that rebuilds it: create_encoder(registry_name, model=...)
-
-    def __init__(self, model: Any, processor: Any, *, name: str, device: str = "cpu", batch_size: int = 32) -> None:
-        if batch_size <= 0:
-            raise ConfigError(f"batch_size must be positive, got {batch_size}")
-        self.model = model.eval()
-        self.processor = processor  # texts -> input_ids (n, L); images -> pixel_values (n, 3, H, W)
-        self.name = name
-        self.device = device
-        self.batch_size = batch_size
-        self.dim = int(model.config.projection_dim)
 
     @classmethod
     def from_pretrained(cls, name_or_path: str, *, device: str = "cpu", batch_size: int = 32) -> HfClipEncoder:
@@ -48,18 +39,9 @@ class HfClipEncoder:
         )
         return cls(model, processor, name=name_or_path, device=device, batch_size=batch_size)
 
-    def encode(self, inputs: Sequence[Any], *, modality: str = "text") -> np.ndarray:
-        """Texts (``modality="text"``) or images (PIL, path, ``(h, w, 3)`` uint8) -> float32 ``(n, dim)``."""
-        if modality == "text":
-            items: list[Any] = check_texts(inputs, self.name)
-        elif modality == "image":
-            items = check_images(inputs, self.name)
-        else:
-            raise ConfigError(f"{self.name} embeds {' and '.join(self.modalities)}, got modality {modality!r}")
-        if not items:
-            return np.zeros((0, self.dim), dtype=np.float32)
-        parts = [self._batch(items[i : i + self.batch_size], modality) for i in range(0, len(items), self.batch_size)]
-        return normalize_rows(np.concatenate(parts))
+    def _inputs(self, inputs: Sequence[Any]) -> list[Any]:
+        """Images: PIL, a path or an ``(h, w, 3)`` uint8 array."""
+        return check_images(inputs, self.name)
 
     def _batch(self, batch: list[Any], modality: str) -> np.ndarray:
         import torch

@@ -298,7 +298,14 @@ class MemoryConfig:
                     raise ConfigError(f"config section {key!r} must be an object, got {value!r}")
                 kwargs[key] = _build(parts[key], value)
             elif key == "version":
-                kwargs[key] = int(value)
+                if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                    raise ConfigError(f"config version must be a positive int, got {value!r}")
+                if value > CONFIG_VERSION:
+                    raise ConfigError(
+                        f"config version {value} is newer than this omnimem understands ({CONFIG_VERSION});"
+                        " upgrade omnimem to open this memory"
+                    )
+                kwargs[key] = value
             else:
                 raise ConfigError(f"unknown config section {key!r}; known: {', '.join(parts)}")
         return cls(**kwargs)
@@ -321,4 +328,7 @@ def load_config(path: str | Path) -> MemoryConfig:
         raise CorruptInput(f"{path} is not valid JSON ({e}); fix or delete it to use the defaults") from e
     if not isinstance(data, dict):
         raise CorruptInput(f"{path} must hold a JSON object")
-    return MemoryConfig.from_dict(data)
+    try:
+        return MemoryConfig.from_dict(data)
+    except ConfigError as e:
+        raise ConfigError(f"{path}: {e}") from e

@@ -16,7 +16,18 @@ from typing import Any, Literal
 
 from omnimem.errors import ConfigError
 
-__all__ = ["MODALITIES", "Modality", "Item", "Hit", "content_id", "to_iso", "utc_now", "hms"]
+__all__ = [
+    "MODALITIES",
+    "Modality",
+    "Item",
+    "Hit",
+    "content_id",
+    "to_iso",
+    "utc_now",
+    "hms",
+    "check_utf8",
+    "check_json",
+]
 
 Modality = Literal["text", "image", "audio", "video"]
 MODALITIES: tuple[str, ...] = ("text", "image", "audio", "video")
@@ -74,6 +85,40 @@ def _date_words(iso: str | None) -> str | None:
     return f"{day.day} {day.strftime('%B')} {day.year}"
 
 
+MAX_JSON_DEPTH = 64  # nesting levels allowed in an item's metadata
+
+
+def check_utf8(text: str, what: str) -> None:
+    """Raise :class:`ConfigError` if ``text`` cannot be stored as UTF-8 (a lone surrogate such as ``\\ud800``)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as e:
+        raise ConfigError(
+            f"{what} holds a lone surrogate ({text[e.start]!r} at character {e.start}) that cannot be stored as"
+            " UTF-8; decode the input with errors='replace' (or fix its source encoding) first"
+        ) from None
+
+
+def check_json(value: Any, what: str, *, max_depth: int = MAX_JSON_DEPTH) -> None:
+    """Raise :class:`ConfigError` unless ``value`` is JSON-serialisable, UTF-8 clean and at most ``max_depth`` deep."""
+    stack = [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > max_depth:
+            raise ConfigError(f"{what} is nested more than {max_depth} levels deep; flatten it")
+        if isinstance(node, Mapping):
+            stack += [(v, depth + 1) for v in node.values()]
+            stack += [(k, depth + 1) for k in node.keys() if isinstance(k, str)]
+        elif isinstance(node, (list, tuple)):
+            stack += [(v, depth + 1) for v in node]
+        elif isinstance(node, str):
+            check_utf8(node, what)
+    try:
+        json.dumps(value)
+    except (TypeError, ValueError) as e:
+        raise ConfigError(f"{what} must be JSON-serialisable: {e}") from e
+
+
 def content_id(payload: Mapping[str, Any]) -> str:
     """A stable 32-hex-digit id from the canonical JSON of ``payload`` (sha256, truncated)."""
     blob = json.dumps(payload, sort_keys=True, ensure_ascii=False, separators=(",", ":"), default=str)
@@ -107,21 +152,26 @@ class Item:
             raise ConfigError(f"t_end ({self.t_end}) is before t_start ({self.t_start})")
 
     @classmethod
-    def make(cls, *, modality: str = "text", text: str = "", id: str | None = None, **fields: Any) -> Item:
+    def make(
+        cls, *, modality: str = "text", text: str = "", id: str | None = None, place: int | None = None, **fields: Any
+    ) -> Item:
         """Build an item, validating fields and deriving its content-hash id.
 
         The id hashes everything the caller gave except ``ingest_time``, so adding the same thing
-        twice yields the same id (and the second add is a no-op).
+        twice yields the same id (and the second add is a no-op). ``place`` (a conversation turn's
+        position in its session) enters the id too, so two identical turns ("Yes.") stay two items
+        while re-adding the whole conversation stays a no-op.
         """
         if not isinstance(text, str):
             raise ConfigError(f"text must be a str, got {type(text).__name__}; convert it with str() first")
+        check_utf8(text, "text")
         metadata = fields.pop("metadata", None) or {}
         if not isinstance(metadata, Mapping):
             raise ConfigError(f"metadata must be a dict, got {type(metadata).__name__}")
-        try:
-            json.dumps(dict(metadata))
-        except (TypeError, ValueError) as e:
-            raise ConfigError(f"metadata must be JSON-serialisable: {e}") from e
+        check_json(metadata, "metadata")
+        for key, value in fields.items():
+            if isinstance(value, str):
+                check_utf8(value, key)
         fields["event_time"] = to_iso(fields.get("event_time"))
         for key in ("t_start", "t_end"):
             if fields.get(key) is not None:
@@ -131,6 +181,8 @@ class Item:
             raise ConfigError(f"unknown item field(s): {', '.join(sorted(unknown))}")
         identity = {k: v for k, v in fields.items() if k != "ingest_time" and v is not None}
         identity.update(modality=modality, text=text, metadata=dict(metadata))
+        if place is not None:
+            identity["place"] = int(place)
         return cls(id=id or content_id(identity), modality=modality, text=text, metadata=dict(metadata), **fields)
 
     @property

@@ -37,7 +37,10 @@ from typing import Any
 from omnimem.errors import BackendUnavailable, ConfigError
 from omnimem.graph.normalize import canonical_span, canonical_token
 
-__all__ = ["ExtractorConfig", "Mention", "Triplet", "Extraction", "SpacyExtractor", "extract_from_doc", "load_spacy"]
+__all__ = [
+    "ExtractorConfig", "Mention", "Triplet", "Extraction", "SpacyExtractor", "extract_from_doc", "load_spacy",
+    "split_text", "join_extractions",
+]  # fmt: skip
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +63,7 @@ class ExtractorConfig:
     noun_phrases: bool = True  # keep noun phrases that are not named entities as CONCEPT mentions
     min_chars: int = 2  # shortest canonical concept kept, in characters
     max_comentions: int = 30  # at most this many named entities of one text are paired as co-mentions
+    chunk_chars: int = 100_000  # longer texts are parsed in pieces of at most this many characters
 
     def __post_init__(self) -> None:
         if self.batch_size <= 0:
@@ -70,6 +74,8 @@ class ExtractorConfig:
             raise ConfigError(f"min_chars must be >= 1, got {self.min_chars}")
         if self.max_comentions < 0:
             raise ConfigError(f"max_comentions must be >= 0, got {self.max_comentions}")
+        if self.chunk_chars < 1_000:
+            raise ConfigError(f"chunk_chars must be >= 1000, got {self.chunk_chars}")
 
 
 @dataclass(frozen=True)
@@ -166,11 +172,55 @@ class SpacyExtractor:
         for text in texts:
             if not isinstance(text, str):
                 raise ConfigError(f"texts must be str, got {type(text).__name__}")
-        docs = self.nlp.pipe(texts, batch_size=self.config.batch_size, n_process=self.config.n_process)
-        return [extract_from_doc(doc, speaker=s, config=self.config) for doc, s in zip(docs, speakers)]
+        # A long text (a book, a transcript) is parsed in pieces cut at paragraph or sentence ends:
+        # spaCy refuses texts over nlp.max_length, and its parser's memory grows with the text.
+        limit = min(self.config.chunk_chars, getattr(self.nlp, "max_length", self.config.chunk_chars))
+        pieces = [split_text(text, limit) for text in texts]
+        flat = [(piece, speaker) for parts, speaker in zip(pieces, speakers) for _, piece in parts]
+        docs = self.nlp.pipe([p for p, _ in flat], batch_size=self.config.batch_size, n_process=self.config.n_process)
+        parts = iter([extract_from_doc(doc, speaker=s, config=self.config) for doc, (_, s) in zip(docs, flat)])
+        return [join_extractions([(start, next(parts)) for start, _ in chunks], self.config) for chunks in pieces]
 
     def extract_one(self, text: str, *, speaker: str | None = None) -> Extraction:
         return self.extract([text], speakers=[speaker])[0]
+
+
+def split_text(text: str, limit: int) -> list[tuple[int, str]]:
+    """``text`` as ``(offset, piece)`` pieces of at most ``limit`` characters, cut after the last
+    paragraph break, line break, sentence end or space before the limit (a hard cut if none)."""
+    out, start = [], 0
+    while len(text) - start > limit:
+        window = text[start : start + limit]
+        cut = max(
+            (window.rfind(sep) + len(sep) for sep in ("\n\n", "\n", ". ", " ") if window.rfind(sep) > 0), default=0
+        )
+        cut = cut if cut > limit // 2 else limit
+        out.append((start, text[start : start + cut]))
+        start += cut
+    out.append((start, text[start:]))
+    return out
+
+
+def join_extractions(parts: Sequence[tuple[int, Extraction]], config: ExtractorConfig) -> Extraction:
+    """One text's :class:`Extraction` from those of its pieces (``(offset, extraction)``, in order)."""
+    if len(parts) == 1:
+        return parts[0][1]
+    mentions, triplets, pairs, sentences = [], [], [], []
+    for offset, part in parts:
+        shift = len(sentences)
+        mentions += [
+            Mention(m.surface, m.concept, m.type, m.start + offset, m.end + offset, m.sentence + shift)
+            for m in part.mentions
+        ]
+        triplets += part.triplets
+        pairs += part.comentions
+        sentences += part.sentences
+    return Extraction(
+        mentions=tuple(mentions),
+        triplets=tuple({(t.head, t.relation, t.tail, t.sentence): t for t in triplets}.values()),
+        comentions=tuple(dict.fromkeys(pairs))[: config.max_comentions * (config.max_comentions - 1) // 2],
+        sentences=tuple(sentences),
+    )
 
 
 # -- pure rules over one parsed Doc ------------------------------------------------------------

@@ -90,6 +90,8 @@ class GraphStore:
 
     def __init__(self, store: SQLiteRecordStore) -> None:
         self.store = store
+        if self._version() == GRAPH_SCHEMA_VERSION:
+            return  # a current schema is only read: opening a memory never takes the write lock
         with store.transaction() as conn:
             conn.execute(
                 "CREATE TABLE IF NOT EXISTS schema_versions (component TEXT PRIMARY KEY, version INTEGER NOT NULL)"
@@ -107,6 +109,13 @@ class GraphStore:
                 "INSERT OR REPLACE INTO schema_versions (component, version) VALUES (?, ?)",
                 (_COMPONENT, GRAPH_SCHEMA_VERSION),
             )
+
+    def _version(self) -> int | None:
+        """This component's schema version in the database (None before it was created)."""
+        if not self._read("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_versions'"):
+            return None
+        rows = self._read("SELECT version FROM schema_versions WHERE component = ?", (_COMPONENT,))
+        return rows[0][0] if rows else None
 
     def _read(self, sql: str, params: Sequence[Any] = ()) -> list[tuple]:
         return self.store.read(sql, params)

@@ -19,7 +19,7 @@ from typing import Any
 
 from omnimem.config import GraspConfig, MemoryConfig
 from omnimem.encoders import Encoder, create_encoder
-from omnimem.errors import ConfigError, NotFound, OmnimemError
+from omnimem.errors import BackendUnavailable, ConfigError, NotFound
 from omnimem.graph.builder import GraphBuilder
 from omnimem.graph.store import GraphStore
 from omnimem.memory.episodes import EpisodicMemory
@@ -192,9 +192,18 @@ class Memory:
 
     def add_conversation(
         self, turns: Iterable[Mapping[str, Any]], *, session: str | None = None, episode: str | None = None,
-        source: str | None = None,
+        source: str | None = None, start: int = 0,
     ) -> list[str]:  # fmt: skip
-        """Remember a list of turns ``{speaker, text, timestamp?, metadata?}`` in one transaction."""
+        """Remember a list of turns ``{speaker, text, timestamp?, metadata?}`` in one transaction.
+
+        A turn's id carries its place in the conversation (``start`` + its index in ``turns``), so
+        one speaker saying "Yes." twice keeps both turns, and adding the same conversation again is a
+        no-op. A caller that adds a long conversation in pieces passes each piece's ``start``.
+        """
+        if isinstance(start, bool) or not isinstance(start, int) or start < 0:
+            raise ConfigError(f"start must be an int >= 0 (the first turn's place in the conversation), got {start!r}")
+        positional = self.store.turn_ids == "place"
+        seen: set[str] = set()
         items = []
         for n, turn in enumerate(turns):
             if not isinstance(turn, Mapping):
@@ -206,19 +215,16 @@ class Memory:
                 )
             if "text" not in turn:
                 raise ConfigError(f"turn {n} has no 'text'")
-            items.append(
-                Item.make(
-                    modality="text",
-                    text=_clean_text(turn["text"], n),
-                    id=turn.get("id"),
-                    speaker=turn.get("speaker"),
-                    event_time=turn.get("timestamp"),
-                    session=session,
-                    episode=episode,
-                    source=source,
-                    metadata=turn.get("metadata"),
-                )  # fmt: skip
-            )
+            fields = dict(
+                modality="text", text=_clean_text(turn["text"], n), id=turn.get("id"), speaker=turn.get("speaker"),
+                event_time=turn.get("timestamp"), session=session, episode=episode, source=source,
+                metadata=turn.get("metadata"),
+            )  # fmt: skip
+            item = Item.make(**fields, place=start + n if positional else None)
+            if not positional and item.id in seen:  # a memory from before places: only a repeat gets one
+                item = Item.make(**fields, place=start + n)
+            seen.add(item.id)
+            items.append(item)
         return self.add_items(items)
 
     def add_items(self, items: Iterable[Item]) -> list[str]:
@@ -262,13 +268,18 @@ class Memory:
         return self._builder
 
     def _extract(self, items: list[Item]) -> None:
-        """Graph rows for newly added items. A failure here loses no item: ``omnimem graph build``
-        processes every item without graph links later."""
+        """Graph rows for newly added (committed) items. A failing batch is retried item by item, so
+        one bad item leaves only itself without graph links; ``omnimem graph build`` processes every
+        item without links later. A failure here never loses an item."""
         try:
             self.builder.add_items(items)
             self.semantic.observe([it.id for it in items])
-        except OmnimemError as e:
-            log.warning("graph extraction skipped for %d item(s): %s", len(items), e)
+        except Exception as e:  # noqa: BLE001 - the items are committed: extraction is best effort
+            if len(items) > 1 and not isinstance(e, BackendUnavailable):
+                for item in items:
+                    self._extract([item])
+                return
+            log.warning("graph extraction skipped for item %s (%s); run 'omnimem graph build' to retry", items[0].id, e)
 
     # -- semantic memory: facts over time (omnimem.memory.semantic) --------------------------
     def facts(
@@ -512,10 +523,11 @@ class Memory:
         return self.episodic.nodes(level, episode=episode, since=since, until=until)
 
     def timeline(
-        self, episode: str, *, t_start: float | None = None, t_end: float | None = None, since: Any = None,
+        self, episode: Node | str, *, t_start: float | None = None, t_end: float | None = None, since: Any = None,
         until: Any = None,
     ) -> list[Item]:  # fmt: skip
-        """Items of one episode inside a media span (seconds) and/or an event-time range, in order."""
+        """Items of one episode (an id, or a node of :meth:`episodes` or its id) inside a media span
+        (seconds) and/or an event-time range, in order."""
         self._check_open()
         return self.episodic.timeline(episode, t_start=t_start, t_end=t_end, since=since, until=until)
 
@@ -523,31 +535,13 @@ class Memory:
     def check(self, *, repair: bool = True) -> dict[str, Any]:
         """Check SQLite, FTS, each vector index and the graph's links against the items; repair what drifted.
 
-        Returns ``{"ok": bool, "database": [...problems], "indexes": {space: {...}}, "graph": {...}}``.
+        Returns ``{"ok": bool, "database": [...problems], "indexes": {space: {...}}, "graph": {...}}``;
+        a database too damaged to read is ``{"ok": False, "database": [what failed]}``, never an exception.
         """
         self._check_open()
-        problems = self.store.integrity_check()
-        if problems and repair and all(p.startswith("full-text") for p in problems):
-            self.store.rebuild_fts()
-            problems = self.store.integrity_check()
-        report: dict[str, Any] = {"database": problems, "indexes": {}}
-        for space, index in self.indexes.items():
-            in_db, in_ix = set(self.store.vector_ids(space)), set(index.index.ids())
-            drift = {"missing": len(in_db - in_ix), "extra": len(in_ix - in_db)}
-            if repair and (drift["missing"] or drift["extra"]):
-                index.refresh(force=True)
-                index.save()
-            report["indexes"][space] = {**drift, "size": len(index), "repaired": bool(repair and any(drift.values()))}
-        orphans = self.graph.orphan_items()  # graph links of items that are gone (a pre-0.2 delete, a crash)
-        if repair and orphans:
-            self.graph.delete_item_links(orphans)
-        report["graph"] = {"orphan_items": len(orphans), "repaired": bool(repair and orphans)}
-        report["ok"] = (
-            not problems
-            and all(v["repaired"] or not (v["missing"] or v["extra"]) for v in report["indexes"].values())
-            and (not orphans or bool(repair))
-        )
-        return report
+        from omnimem.memory.maintenance import check_memory
+
+        return check_memory(self, repair=repair)
 
     def rebuild_indexes(self) -> None:
         """Rebuild every vector index from the vectors stored in SQLite."""

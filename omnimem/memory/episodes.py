@@ -16,13 +16,13 @@ from __future__ import annotations
 
 import logging
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from omnimem.errors import ConfigError
-from omnimem.stores.nodes import Node
+from omnimem.errors import ConfigError, MemoryLocked, NotFound
+from omnimem.stores.nodes import Node, node_items_where
 from omnimem.types import Item, to_iso
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -105,20 +105,44 @@ class EpisodicMemory:
             raise ConfigError(f"level must be 'session', 'episode' or None, got {level!r}")
         query = dict(level=level, episode=episode, since=to_iso(since), until=to_iso(until))
         found = self.memory.store.nodes(**query)
-        if refresh and any(n.dirty for n in found):
-            self.refresh([n for n in found if n.dirty])
-            found = self.memory.store.nodes(**query)
-        return found
+        if not refresh or not any(n.dirty for n in found):
+            return found
+        fresh = {n.id: (n, *self.summarize(n)) for n in found if n.dirty}
+        try:  # kept for the next reader, unless a writer holds the lock now: a read never waits for one
+            with self.memory.store.transaction(wait=False):
+                for node, summary, kind, sources in fresh.values():
+                    self.memory.store.set_summary(node, summary, kind, sources)
+        except MemoryLocked:
+            log.debug("summaries of %d node(s) computed but not saved: the memory is being written", len(fresh))
+        return [
+            replace(n, summary=fresh[n.id][1], summary_kind=fresh[n.id][2], dirty=False) if n.id in fresh else n
+            for n in found
+        ]
 
     def timeline(
-        self, episode: str, *, t_start: float | None = None, t_end: float | None = None, since: Any = None,
+        self, episode: Node | str, *, t_start: float | None = None, t_end: float | None = None, since: Any = None,
         until: Any = None,
     ) -> list[Item]:  # fmt: skip
         """The items of ``episode`` within a media span (seconds) and/or an event-time range, in order.
 
+        ``episode``: an episode id, or a :class:`Node` from :meth:`nodes` or its id (``"episode:<id>"``,
+        ``"session:<episode>/<session>"``: that session's items only).
         ``timeline(video_episode, t_start=3600, t_end=7200)`` is "the second hour of the video".
         """
-        clauses, params = ["episode = ?"], [episode]
+        if isinstance(episode, str) and episode.startswith(("episode:", "session:")):
+            nodes = self.memory.store.nodes(ids=[episode])
+            if not nodes:
+                raise NotFound(f"no episode or session node {episode!r}; list them with mem.episodes()")
+            episode = nodes[0]
+        if isinstance(episode, Node):
+            where, node_params = node_items_where(episode)
+            clauses, params = [where], list(node_params)
+        elif isinstance(episode, str):
+            clauses, params = ["episode = ?"], [episode]
+        else:
+            raise ConfigError(
+                f"episode must be an episode id, a node id or a Node from mem.episodes(), got {type(episode).__name__}"
+            )
         if t_start is not None:
             clauses.append("t_end > ?")
             params.append(float(t_start))
@@ -142,18 +166,17 @@ class EpisodicMemory:
         nodes = self.memory.store.nodes(dirty=True) if nodes is None else nodes
         done = 0
         for node in sorted(nodes, key=lambda n: n.level != "session"):
-            summary, kind = self.summarize(node)
-            self.memory.store.set_summary(node, summary, kind)
+            self.memory.store.set_summary(node, *self.summarize(node))
             done += 1
         return done
 
-    def summarize(self, node: Node) -> tuple[str, str]:
-        """``(summary, kind)`` of one node from its items; kind is "extractive" or "llm"."""
+    def summarize(self, node: Node) -> tuple[str, str, list[str]]:
+        """``(summary, kind, item ids it quotes)`` of one node from its items; kind is "extractive" or "llm"."""
         k = self.config.session_items if node.level == "session" else self.config.episode_items
         ids = self.memory.store.node_item_ids(node, limit=self.config.max_items)
         items = [i for i in self.memory.store.get(ids) if i is not None and i.text.strip()]
         if not items:
-            return "", "extractive"
+            return "", "extractive", []
         from omnimem.memory.core import TEXT_SPACE
 
         with_vectors, vectors = self.memory.store.vectors(TEXT_SPACE, [i.id for i in items])
@@ -164,9 +187,9 @@ class EpisodicMemory:
         if self.generator is not None:
             text = self._llm_summary(node, chosen)
             if text:
-                return text, "llm"
+                return text, "llm", [i.id for i in chosen]
         quotes = [_quote(i, self.config.item_chars) for i in chosen[:k]]
-        return " … ".join(quotes), "extractive"
+        return " … ".join(quotes), "extractive", [i.id for i in chosen[:k]]
 
     def _llm_summary(self, node: Node, items: list[Item]) -> str:
         listing = "\n".join(f"[E{n + 1}] {_quote(i, 10_000)}" for n, i in enumerate(items))

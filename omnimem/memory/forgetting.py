@@ -14,12 +14,14 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from omnimem.errors import ConfigError
+from omnimem.memory.scrub import drop_sources, scrub_checkpoints
 from omnimem.types import Item, to_iso, utc_now
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -56,6 +58,9 @@ class ForgetReport:
     blobs: int = 0  # media blobs deleted
     triplets: int = 0  # facts deleted because no evidence was left
     entities: int = 0  # entities deleted because nothing mentioned them any more
+    files: int = 0  # files inside the memory directory (uploads) deleted with the items read from them
+    threads: int = 0  # agent checkpoint threads deleted because they quoted a forgotten item
+    wal_truncated: bool = True  # False: a reader of another process kept the WAL (the next checkpoint clears it)
 
 
 class Forgetting:
@@ -89,14 +94,22 @@ class Forgetting:
         return [r[0] for r in self.memory.store.read(f"SELECT id FROM items WHERE {' AND '.join(clauses)}", params)]
 
     def forget(self, ids: Sequence[str]) -> ForgetReport:
-        """Remove items and everything derived only from them, from every store and index."""
+        """Remove items and everything derived only from them, from every store, index and file."""
         memory = self.memory
         items = [i for i in memory.store.get(list(dict.fromkeys(ids))) if i is not None]
         archived = [i for i in dict.fromkeys(ids) if memory.store.read("SELECT 1 FROM archive WHERE item_id = ?", (i,))]
-        report = ForgetReport(items=[i.id for i in items] + [i for i in archived if i not in {x.id for x in items}])
+        known = {i.id for i in items}
+        for (payload,) in memory.store.read(
+            f"SELECT item FROM archive WHERE item_id IN ({', '.join('?' * len(archived))})", archived
+        ):
+            item = Item(**json.loads(payload))
+            if item.id not in known:
+                items.append(item)
+        texts = [i.text for i in items]
+        report = ForgetReport(items=list(dict.fromkeys([i.id for i in items] + archived)))
         before = memory.graph.counts()
         blobs = {address for item in items for address in _blobs(item)}
-        memory.delete([i.id for i in items])
+        memory.delete(report.items)
         after = memory.graph.counts()
         report.triplets = before.get("triplets", 0) - after.get("triplets", 0)
         report.entities = before.get("entities", 0) - after.get("entities", 0)
@@ -115,7 +128,10 @@ class Forgetting:
                 conn.execute("DELETE FROM archive_vectors WHERE item_id = ?", (item_id,))
         for index in memory.indexes.values():  # the old index files still hold the vectors
             index.save()
-        memory.store.read("PRAGMA wal_checkpoint(TRUNCATE)")
+        sources = {s for (s,) in memory.store.read("SELECT DISTINCT source FROM items WHERE source IS NOT NULL")}
+        report.files = drop_sources(memory.path, (i.source for i in items), sources)
+        report.threads = scrub_checkpoints(memory.path, report.items, texts, timeout=memory.store.busy_timeout)
+        report.wal_truncated = memory.store.purge()
         return report
 
     # -- decay and prune ---------------------------------------------------------------------
@@ -173,8 +189,6 @@ def _parse(iso: str) -> dt.datetime:
 
 
 def _keyframe_blobs(metadata_json: str) -> list[str]:
-    import json
-
     return [k["blob"] for k in json.loads(metadata_json).get("keyframes", []) if isinstance(k, dict) and "blob" in k]
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from omnimem.config import MemoryConfig, load_config
 from omnimem.encoders import Encoder, create_encoder
-from omnimem.errors import ConfigError, NotFound
+from omnimem.errors import ConfigError, CorruptInput, NotFound
 
 __all__ = ["DB_FILE", "CONFIG_FILE", "existing_config", "resolve_config", "image_encoder_for", "write_config"]
 
@@ -30,6 +30,13 @@ def existing_config(root: Path, *, create: bool) -> MemoryConfig | None:
             raise NotFound(f"no memory at {root}; create one with Memory.open({str(root)!r})")
         return None
     if (root / _CONFIG).exists():
+        db = root / _DB
+        if not db.is_file() or db.stat().st_size == 0:
+            state = "missing" if not db.exists() else "empty (0 bytes)" if db.is_file() else "not a file"
+            raise CorruptInput(
+                f"{db} is {state}, but {root / _CONFIG} says a memory was built here: its items are gone."
+                f" Restore {_DB} from a backup; or, to start over, move {root} away and create a new memory"
+            )
         return load_config(root / _CONFIG)
     if (root / _DB).exists():
         return None

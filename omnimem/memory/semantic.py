@@ -98,6 +98,8 @@ class SemanticMemory:
     def __init__(self, memory: Memory, *, generator: Any = None) -> None:
         self.memory = memory
         self.generator = generator
+        if memory.store.read("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'fact_events'"):
+            return  # opening a memory never takes the write lock when the schema is there
         with memory.store.transaction() as conn:  # executescript would COMMIT: run statements one by one
             for statement in filter(None, (s.strip() for s in _EVENTS_SQL.split(";"))):
                 conn.execute(statement)

@@ -133,14 +133,19 @@ class FaissIndex:
             index = faiss.deserialize_index(raw)
         except (OSError, ValueError, RuntimeError) as e:
             raise CorruptInput(f"cannot read vector index {path} ({e}); it will be rebuilt from SQLite") from e
-        if index.ntotal != meta.get("ntotal") or index.d != meta.get("dim") or len(meta.get("ids", ())) != index.ntotal:
+        ids, generation = meta.get("ids") if isinstance(meta, dict) else None, None
+        if isinstance(meta, dict) and type(meta.get("generation", 0)) is int:
+            generation = meta.get("generation", 0)
+        if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids) or generation is None:
+            raise CorruptInput(f"the id map of vector index {path} is malformed; it will be rebuilt from SQLite")
+        if index.ntotal != meta.get("ntotal") or index.d != meta.get("dim") or len(ids) != index.ntotal:
             raise CorruptInput(f"vector index {path} and its id map disagree; it will be rebuilt from SQLite")
         self = cls(index.d, **options)
         self._index = index
         if self._is_ivf(index):
             faiss.extract_index_ivf(index).nprobe = self.nprobe
-        self._str = {int_id(i): i for i in meta["ids"]}
-        return self, int(meta.get("generation", 0))
+        self._str = {int_id(i): i for i in ids}
+        return self, generation
 
     # -- internals ---------------------------------------------------------------------------
     def _empty(self, factory: str):

@@ -6,7 +6,9 @@ groups the items of one ``episode`` (a conversation, a video, a document). Each 
 span (event times, and media seconds), its item count and a summary, which the memory layer writes
 (WorldMM's multi-scale episodic memory; HippoMM's segment -> event consolidation). Spans and counts
 are recomputed from the items by SQL aggregates whenever an item of the node is added or deleted, so
-they can never drift; summaries are marked ``dirty`` then and refreshed by the memory layer.
+they can never drift; summaries are marked ``dirty`` then and refreshed by the memory layer. A summary
+only ever quotes items the memory still holds: deleting or rewriting an item empties the summaries
+above it in the same transaction.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import sqlite_utils
 
 from omnimem.types import Item, utc_now
 
-__all__ = ["Node", "migration_nodes", "node_keys", "touch_nodes", "NODE_COLUMNS", "node_id"]
+__all__ = ["Node", "migration_nodes", "node_keys", "touch_nodes", "clear_summaries", "NODE_COLUMNS", "node_id"]
 
 NODE_COLUMNS = (
     "id", "level", "episode", "session", "parent", "first_time", "last_time", "t_start", "t_end",
@@ -105,6 +107,15 @@ def touch_nodes(conn: sqlite3.Connection, keys: Iterable[tuple[str, str, str | N
             " version = nodes.version + 1, updated_at = excluded.updated_at",
             (nid, level, episode, session, parent, row[1], row[2], row[3], row[4], row[0], now),
         )
+
+
+def clear_summaries(conn: sqlite3.Connection, keys: Iterable[tuple[str, str, str | None]]) -> None:
+    """Empty the summaries of these nodes (and mark them dirty): an item under them was deleted or
+    rewritten, and a summary may quote only what the memory still holds (a forget leaves no trace)."""
+    conn.executemany(
+        "UPDATE nodes SET summary = '', summary_kind = NULL, dirty = 1, version = version + 1 WHERE id = ?",
+        [(node_id(level, episode, session),) for level, episode, session in keys],
+    )
 
 
 def _where(level: str, episode: str, session: str | None) -> tuple[str, tuple[Any, ...]]:

@@ -7,11 +7,10 @@ a no-op. Vector indexes are derived from the ``vectors`` table and can always be
 
 from __future__ import annotations
 
-import json
 import logging
-import re
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -20,42 +19,38 @@ from typing import Any
 import numpy as np
 import sqlite_utils
 
-from omnimem.errors import ConfigError, CorruptInput, MemoryLocked, NotFound, StorageError
-from omnimem.stores.archive import migration_archive
+from omnimem.errors import ConfigError, NotFound, OmnimemError
+from omnimem.stores.archive import ArchiveMixin, migration_archive
 from omnimem.stores.base import Filters
-from omnimem.stores.nodes import NODE_COLUMNS, Node, migration_nodes, node_items_where, node_keys, row_node, touch_nodes
-from omnimem.types import Item, utc_now
+from omnimem.stores.nodes import (
+    NODE_COLUMNS,
+    Node,
+    clear_summaries,
+    migration_nodes,
+    node_items_where,
+    node_keys,
+    row_node,
+    touch_nodes,
+)
+from omnimem.stores.sqlite_sql import (
+    ITEM_COLUMNS,
+    Vectors,
+    filter_sql,
+    fts_query,
+    item_row,
+    row_item,
+    translate,
+    vector_rows,
+)
+from omnimem.types import Item
 
 __all__ = ["SQLiteRecordStore", "SCHEMA_VERSION", "fts_query", "Vectors"]
 
-Vectors = tuple[Sequence[str], np.ndarray]  # (ids, float32 (n, dim)): the vectors of one space
-
 log = logging.getLogger(__name__)
 
-_ITEM_COLUMNS = (
-    "id", "modality", "text", "blob", "source", "session", "episode", "speaker",
-    "event_time", "ingest_time", "t_start", "t_end", "metadata",
-)  # fmt: skip
-
-# Words too common to help BM25 rank; dropping them also keeps OR-queries short.
-_STOPWORDS = frozenset(
-    """a about above after again against all am an and any are as at be because been before being
-    below between both but by can could did do does doing down during each few for from further had
-    has have having he her here hers herself him himself his how i if in into is it its itself just
-    me more most my myself no nor not now of off on once only or other our ours ourselves out over own
-    same she should so some such than that the their theirs them themselves then there these they this
-    those through to too under until up very was we were what when where which while who whom why will
-    with would you your yours yourself yourselves""".split()
-)
-
-
-def fts_query(text: str) -> str:
-    """An FTS5 MATCH expression that ORs the query's content words, each quoted (no syntax errors)."""
-    words = []
-    for word in re.findall(r"\w+", text.lower()):
-        if word not in _STOPWORDS and (len(word) > 1 or word.isdigit()) and word not in words:
-            words.append(word)
-    return " OR ".join(f'"{w}"' for w in words)
+# FTS5 removes a deleted row's tokens from its index at once (instead of leaving them in old segments
+# until a merge) from SQLite 3.42; older libraries get an 'optimize' after a privacy delete instead.
+FTS_SECURE_DELETE = sqlite3.sqlite_version_info >= (3, 42, 0)
 
 
 def _migration_1(db: sqlite_utils.Database) -> None:
@@ -95,32 +90,52 @@ def _migration_1(db: sqlite_utils.Database) -> None:
     )
 
 
+def _migration_meta(db: sqlite_utils.Database) -> None:
+    """Schema 4: a key-value ``meta`` table (how this memory derives turn ids, see ``turn_ids``)."""
+    db.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+    if FTS_SECURE_DELETE:
+        db.execute("INSERT INTO items_fts(items_fts, rank) VALUES ('secure-delete', 1)")
+
+
 # Forward migrations: MIGRATIONS[i] takes the schema from version i to i + 1.
-MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_migration_1, migration_nodes, migration_archive]
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
+    _migration_1,
+    migration_nodes,
+    migration_archive,
+    _migration_meta,
+]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
-class SQLiteRecordStore:
+class SQLiteRecordStore(ArchiveMixin):
     """A :class:`~omnimem.stores.base.RecordStore` in one SQLite file (or ``":memory:"``)."""
 
     def __init__(self, path: str | Path, *, busy_timeout: float = 30.0, synchronous: str = "NORMAL") -> None:
         self.path = str(path)
+        self.busy_timeout = busy_timeout
         self._lock = threading.RLock()
         self._savepoints = 0  # names nested transactions
+        self._access: dict[str, tuple[int, str]] = {}  # access statistics not yet written: id -> (count, last)
         try:
             self.conn = sqlite3.connect(self.path, timeout=busy_timeout, isolation_level=None, check_same_thread=False)
-            self.conn.execute("PRAGMA journal_mode=WAL")
+            if self.conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":  # a read when already WAL
+                self.conn.execute("PRAGMA journal_mode=WAL")
             self.conn.execute(f"PRAGMA synchronous={synchronous}")
             # Deleted content is overwritten, not left in free pages: a privacy delete leaves no trace.
             self.conn.execute("PRAGMA secure_delete=ON")
             self.db = sqlite_utils.Database(self.conn)
             self._migrate()
+            rows = self.conn.execute("SELECT value FROM meta WHERE key = 'turn_ids'").fetchall()
         except sqlite3.DatabaseError as e:
             self._close_quietly()
-            raise _translate(e, self.path) from e
+            raise translate(e, self.path) from e
+        # "place": a conversation turn's id carries its position; "content": a memory created before
+        # schema 4, whose turns keep their content ids (a repeated turn alone gets its place).
+        self.turn_ids = rows[0][0] if rows else "content"
 
     # -- schema ------------------------------------------------------------------------------
     def _migrate(self) -> None:
+        """Bring the schema to ``SCHEMA_VERSION``; a current schema is only read (no write lock)."""
         version = self.conn.execute("PRAGMA user_version").fetchone()[0]
         if version > SCHEMA_VERSION:
             raise ConfigError(
@@ -134,6 +149,8 @@ class SQLiteRecordStore:
             for step in range(version, SCHEMA_VERSION):
                 log.info("migrating %s schema %d -> %d", self.path, step, step + 1)
                 MIGRATIONS[step](self.db)
+            turn_ids = "place" if version == 0 else "content"
+            self.conn.execute("INSERT OR IGNORE INTO meta (key, value) VALUES ('turn_ids', ?)", (turn_ids,))
             self.conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
 
     @property
@@ -141,11 +158,14 @@ class SQLiteRecordStore:
         return self.conn.execute("PRAGMA user_version").fetchone()[0]
 
     @contextmanager
-    def transaction(self) -> Iterator[sqlite3.Connection]:
+    def transaction(self, *, wait: bool = True) -> Iterator[sqlite3.Connection]:
         """One write transaction (``BEGIN IMMEDIATE``): all of it commits, or none of it.
 
         Nested inside another transaction of this store (same thread), it is a SAVEPOINT: its work
         commits with the outer transaction, and an error inside it rolls back only its own part.
+        ``wait=False``: raise :class:`MemoryLocked` at once when another process holds the write lock
+        (for optional writes, such as a summary computed while reading). Access statistics buffered
+        by reads are written with the next transaction.
         """
         with self._lock:
             if self.conn.in_transaction:
@@ -161,23 +181,33 @@ class SQLiteRecordStore:
                 else:
                     self.conn.execute(f"RELEASE {name}")
                 return
-            try:
-                self.conn.execute("BEGIN IMMEDIATE")
-            except sqlite3.DatabaseError as e:
-                raise _translate(e, self.path) from e
+            self._begin(wait)
             try:
                 yield self.conn
+                self._write_access()
             except BaseException as e:
                 self.conn.execute("ROLLBACK")
                 if isinstance(e, sqlite3.DatabaseError):
-                    raise _translate(e, self.path) from e
+                    raise translate(e, self.path) from e
                 raise
             else:
                 try:
                     self.conn.execute("COMMIT")
                 except sqlite3.DatabaseError as e:
                     self.conn.execute("ROLLBACK")
-                    raise _translate(e, self.path) from e
+                    raise translate(e, self.path) from e
+                self._access.clear()
+
+    def _begin(self, wait: bool) -> None:
+        if not wait:
+            self.conn.execute("PRAGMA busy_timeout = 0")
+        try:
+            self.conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.DatabaseError as e:
+            raise translate(e, self.path) from e
+        finally:
+            if not wait:
+                self.conn.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout * 1000)}")
 
     def read(self, sql: str, params: Sequence[Any] = ()) -> list[tuple]:
         """Run a read-only SQL query under the store's lock (for layers above that own tables here)."""
@@ -188,18 +218,18 @@ class SQLiteRecordStore:
             try:
                 return self.conn.execute(sql, params).fetchall()
             except sqlite3.DatabaseError as e:
-                raise _translate(e, self.path) from e
+                raise translate(e, self.path) from e
 
     # -- items -------------------------------------------------------------------------------
     def add(self, items: Sequence[Item], vectors: Mapping[str, Vectors] | None = None) -> list[str]:
-        vectors = {space: _vector_rows(space, v) for space, v in (vectors or {}).items()}
+        vectors = {space: vector_rows(space, v) for space, v in (vectors or {}).items()}
         added: list[str] = []
         with self.transaction() as conn:
             for item in items:
                 cursor = conn.execute(
-                    f"INSERT OR IGNORE INTO items ({', '.join(_ITEM_COLUMNS)}, heading)"
-                    f" VALUES ({', '.join('?' * (len(_ITEM_COLUMNS) + 1))})",
-                    _item_row(item),
+                    f"INSERT OR IGNORE INTO items ({', '.join(ITEM_COLUMNS)}, heading)"
+                    f" VALUES ({', '.join('?' * (len(ITEM_COLUMNS) + 1))})",
+                    item_row(item),
                 )
                 if cursor.rowcount:
                     added.append(item.id)
@@ -218,23 +248,27 @@ class SQLiteRecordStore:
         for start in range(0, len(ids), 500):
             chunk = ids[start : start + 500]
             rows = self._read(
-                f"SELECT {', '.join(_ITEM_COLUMNS)} FROM items WHERE id IN ({', '.join('?' * len(chunk))})",
+                f"SELECT {', '.join(ITEM_COLUMNS)} FROM items WHERE id IN ({', '.join('?' * len(chunk))})",
                 chunk,
             )
             for row in rows:
-                found[row[0]] = _row_item(row)
+                found[row[0]] = row_item(row)
         return [found.get(i) for i in ids]
 
     def update(self, item: Item, vectors: Mapping[str, Vectors] | None = None) -> None:
-        vectors = {space: _vector_rows(space, v) for space, v in (vectors or {}).items()}
-        row = _item_row(item)
+        vectors = {space: vector_rows(space, v) for space, v in (vectors or {}).items()}
+        row = item_row(item)
         with self.transaction() as conn:
-            cursor = conn.execute(
-                f"UPDATE items SET {', '.join(f'{c} = ?' for c in (*_ITEM_COLUMNS[1:], 'heading'))} WHERE id = ?",
+            old = conn.execute("SELECT episode, session FROM items WHERE id = ?", (item.id,)).fetchone()
+            if old is None:
+                raise NotFound(f"no item with id {item.id!r}")
+            conn.execute(
+                f"UPDATE items SET {', '.join(f'{c} = ?' for c in (*ITEM_COLUMNS[1:], 'heading'))} WHERE id = ?",
                 (*row[1:], item.id),
             )
-            if not cursor.rowcount:
-                raise NotFound(f"no item with id {item.id!r}")
+            keys = node_keys([item, Item(id="", modality="text", episode=old[0], session=old[1])])
+            touch_nodes(conn, keys)  # spans follow a changed time, session or episode
+            clear_summaries(conn, keys)  # no summary quotes the old text
             for space, (dim, rows) in vectors.items():
                 for item_id, vector in rows.items():
                     if item_id != item.id:
@@ -256,8 +290,33 @@ class SQLiteRecordStore:
                     deleted.append(item_id)
             for space in spaces:
                 conn.execute("UPDATE spaces SET generation = generation + 1 WHERE space = ?", (space,))
-            touch_nodes(conn, node_keys(Item.make(text="", episode=e, session=s) for e, s in pairs))
+            keys = node_keys(Item(id="", modality="text", episode=e, session=s) for e, s in pairs)
+            touch_nodes(conn, keys)
+            clear_summaries(conn, keys)
         return deleted
+
+    def purge(self) -> bool:
+        """Leave no copy of deleted content in the files: merge the full-text index (when SQLite is too
+        old to delete from it at once) and checkpoint the WAL into the database, then truncate it.
+
+        Returns whether the WAL was truncated; a reader of another process that holds an old
+        snapshot can keep it from being (retried until ``busy_timeout``), then the next checkpoint
+        does it.
+        """
+        if not FTS_SECURE_DELETE:
+            with self.transaction() as conn:
+                conn.execute("INSERT INTO items_fts(items_fts) VALUES ('optimize')")
+        deadline = time.monotonic() + self.busy_timeout
+        while True:
+            busy, _, _ = self._read("PRAGMA wal_checkpoint(TRUNCATE)")[0]
+            if not busy:
+                return True
+            if time.monotonic() >= deadline:
+                log.warning(
+                    "%s-wal not truncated: another process holds a read snapshot; the next checkpoint will", self.path
+                )
+                return False
+            time.sleep(0.05)
 
     # -- episodic tree nodes (omnimem.stores.nodes) ------------------------------------------
     def nodes(
@@ -294,12 +353,21 @@ class SQLiteRecordStore:
         ids = [r[0] for r in rows]
         return ids[::-1] if limit else ids
 
-    def set_summary(self, node: Node, summary: str, kind: str) -> bool:
-        """Write a node's summary; its dirty flag clears only if no item changed since ``node`` was read.
+    def set_summary(self, node: Node, summary: str, kind: str, sources: Sequence[str] = ()) -> bool:
+        """Write a node's summary, quoting the items ``sources``; returns whether it is current.
 
-        Returns whether the summary is current (False: items arrived meanwhile, refresh again).
+        The summary is written only if every item it quotes still exists (one may have been
+        forgotten since ``node`` was read: its words must not come back); its dirty flag clears only
+        if no item changed since then (False: refresh again).
         """
         with self.transaction() as conn:
+            ids = list(dict.fromkeys(sources))
+            alive = sum(
+                conn.execute(f"SELECT count(*) FROM items WHERE id IN ({', '.join('?' * len(c))})", c).fetchone()[0]
+                for c in (ids[i : i + 500] for i in range(0, len(ids), 500))
+            )
+            if alive < len(ids):
+                return False
             conn.execute("UPDATE nodes SET summary = ?, summary_kind = ? WHERE id = ?", (summary, kind, node.id))
             cursor = conn.execute("UPDATE nodes SET dirty = 0 WHERE id = ? AND version = ?", (node.id, node.version))
             return bool(cursor.rowcount)
@@ -325,85 +393,6 @@ class SQLiteRecordStore:
             out.update({item_id: (before, after) for item_id, before, after in rows})
         return out
 
-    # -- forgetting: statistics and the archive (omnimem.stores.archive) ---------------------
-    def touch_access(self, ids: Sequence[str], when: str) -> None:
-        """Count one access of each item (search hits handed to a caller)."""
-        if not ids:
-            return
-        with self.transaction() as conn:
-            conn.executemany(
-                "INSERT INTO item_stats (item_id, access_count, last_access) VALUES (?, 1, ?)"
-                " ON CONFLICT(item_id) DO UPDATE SET access_count = access_count + 1, last_access = excluded.last_access",
-                [(i, when) for i in dict.fromkeys(ids)],
-            )
-
-    def set_importance(self, ids: Sequence[str], importance: float) -> None:
-        with self.transaction() as conn:
-            conn.executemany(
-                "INSERT INTO item_stats (item_id, importance) VALUES (?, ?)"
-                " ON CONFLICT(item_id) DO UPDATE SET importance = excluded.importance",
-                [(i, float(importance)) for i in ids],
-            )
-
-    def stats(self, ids: Sequence[str]) -> dict[str, tuple[int, str | None, float]]:
-        """``{id: (access_count, last_access, importance)}``; items never touched are absent."""
-        out: dict[str, tuple[int, str | None, float]] = {}
-        ids = list(ids)
-        for start in range(0, len(ids), 500):
-            chunk = ids[start : start + 500]
-            rows = self._read(
-                f"SELECT item_id, access_count, last_access, importance FROM item_stats"
-                f" WHERE item_id IN ({', '.join('?' * len(chunk))})",
-                chunk,
-            )
-            out.update({r[0]: (r[1], r[2], r[3]) for r in rows})
-        return out
-
-    def archive(self, ids: Sequence[str], reason: str) -> list[str]:
-        """Move items (row, vectors, stats) to the archive, in one transaction; returns those moved."""
-        moved: list[str] = []
-        archived_at = utc_now()
-        items = [i for i in self.get(list(dict.fromkeys(ids))) if i is not None]
-        stats = self.stats([i.id for i in items])
-        with self.transaction() as conn:
-            for item in items:
-                payload = json.dumps(item.to_dict(), ensure_ascii=False)
-                conn.execute(
-                    "INSERT OR REPLACE INTO archive (item_id, item, stats, reason, archived_at) VALUES (?, ?, ?, ?, ?)",
-                    (item.id, payload, json.dumps(stats.get(item.id, ())), reason, archived_at),
-                )
-                conn.execute(
-                    "INSERT OR REPLACE INTO archive_vectors SELECT item_id, space, vector FROM vectors WHERE item_id = ?",
-                    (item.id,),
-                )
-                moved.append(item.id)
-        if moved:
-            self.delete(moved)
-        return moved
-
-    def archived(self) -> list[tuple[str, str, str]]:
-        """``(item id, reason, archived_at)`` of every archived item, oldest first."""
-        return [tuple(r) for r in self._read("SELECT item_id, reason, archived_at FROM archive ORDER BY archived_at")]
-
-    def restore(self, ids: Sequence[str]) -> list[Item]:
-        """Bring archived items back (row and vectors); returns them."""
-        restored: list[Item] = []
-        for item_id in dict.fromkeys(ids):
-            rows = self._read("SELECT item FROM archive WHERE item_id = ?", (item_id,))
-            if not rows:
-                raise NotFound(f"no archived item {item_id!r}")
-            data = json.loads(rows[0][0])
-            item = Item(**data)
-            vectors: dict[str, tuple[list[str], np.ndarray]] = {}
-            for space, blob in self._read("SELECT space, vector FROM archive_vectors WHERE item_id = ?", (item_id,)):
-                vectors[space] = ([item_id], np.frombuffer(blob, dtype=np.float32)[None, :].copy())
-            self.add([item], vectors)
-            with self.transaction() as conn:
-                conn.execute("DELETE FROM archive WHERE item_id = ?", (item_id,))
-                conn.execute("DELETE FROM archive_vectors WHERE item_id = ?", (item_id,))
-            restored.append(item)
-        return restored
-
     def has_episode(self, episode: str) -> bool:
         """Whether any item belongs to ``episode`` (a media file's episode id, a conversation ...)."""
         return bool(self._read("SELECT 1 FROM items WHERE episode = ? LIMIT 1", (episode,)))
@@ -422,7 +411,7 @@ class SQLiteRecordStore:
         match = fts_query(query)
         if not match or k <= 0:
             return []
-        where, params = _filter_sql(filters)
+        where, params = filter_sql(filters)
         sql = (
             "SELECT items.id, bm25(items_fts) AS score FROM items_fts"
             " JOIN items ON items.rowid = items_fts.rowid"
@@ -500,7 +489,15 @@ class SQLiteRecordStore:
             conn.execute("INSERT INTO items_fts(items_fts) VALUES ('rebuild')")
 
     def close(self) -> None:
+        """Write buffered access statistics (waiting at most a second for the lock) and close."""
         with self._lock:
+            if getattr(self, "conn", None) is not None and self._access:
+                deadline = time.monotonic() + min(1.0, self.busy_timeout)
+                try:
+                    while not self.flush_access(wait=False) and time.monotonic() < deadline:
+                        time.sleep(0.05)
+                except OmnimemError as e:  # statistics are advisory; closing must not fail for them
+                    log.warning("access statistics of %s not written: %s", self.path, e)
             self._close_quietly()
 
     def _close_quietly(self) -> None:
@@ -511,69 +508,3 @@ class SQLiteRecordStore:
             except sqlite3.Error:  # pragma: no cover - closing a broken handle
                 pass
             self.conn = None  # type: ignore[assignment]
-
-
-def _item_row(item: Item) -> tuple:
-    """The ``items`` row of an item: its fields, then the derived ``heading`` column."""
-    values = item.to_dict()
-    values["metadata"] = json.dumps(item.metadata, ensure_ascii=False, sort_keys=True)
-    values["ingest_time"] = item.ingest_time or utc_now()
-    return (*(values[c] for c in _ITEM_COLUMNS), item.heading)
-
-
-def _row_item(row: tuple) -> Item:
-    values = dict(zip(_ITEM_COLUMNS, row))
-    values["metadata"] = json.loads(values["metadata"] or "{}")
-    return Item(**values)
-
-
-def _vector_rows(space: str, value: Vectors) -> tuple[int, dict[str, np.ndarray]]:
-    """Validate ``(ids, float32 (n, dim))`` for a space -> ``(dim, {id: row})``."""
-    try:
-        ids, array = value
-    except (TypeError, ValueError):
-        raise ConfigError(f"vectors for space {space!r} must be a pair (ids, array)") from None
-    ids = list(ids)
-    if not isinstance(array, np.ndarray) or array.ndim != 2 or array.shape[0] != len(ids):
-        shape = getattr(array, "shape", None)
-        raise ConfigError(f"vectors for space {space!r} must have shape ({len(ids)}, dim), got {shape}")
-    return int(array.shape[1]), dict(zip(ids, array))
-
-
-def _filter_sql(filters: Filters | None) -> tuple[str, list[Any]]:
-    if filters is None:
-        return "", []
-    clauses, params = [], []
-    for column, values in (
-        ("modality", filters.modalities), ("session", filters.sessions),
-        ("episode", filters.episodes), ("speaker", filters.speakers),
-    ):  # fmt: skip
-        if values is not None:
-            clauses.append(f"items.{column} IN ({', '.join('?' * len(values))})" if values else "0")
-            params += list(values)
-    if filters.since is not None:
-        clauses.append("items.event_time >= ?")
-        params.append(filters.since)
-    if filters.until is not None:
-        clauses.append("items.event_time < ?")
-        params.append(filters.until)
-    return "".join(f" AND {c}" for c in clauses), params
-
-
-def _translate(error: sqlite3.DatabaseError, path: str) -> Exception:
-    """Turn a sqlite3 error into one of omnimem's, with the fix in the message."""
-    message = str(error)
-    if "not a database" in message or "malformed" in message:
-        return CorruptInput(
-            f"{path} is not a readable SQLite database ({message}); restore it from a backup, or"
-            " move it away and rebuild the memory from its sources"
-        )
-    if "locked" in message or "busy" in message:
-        return MemoryLocked(
-            f"{path} is locked by another writer ({message}); wait for it to finish, or raise store.busy_timeout"
-        )
-    if "full" in message:
-        return StorageError(f"no space left to write {path} ({message}); free disk space and retry")
-    if "readonly" in message or "read-only" in message:
-        return StorageError(f"{path} is read-only ({message}); check the file's permissions")
-    return StorageError(f"SQLite error on {path}: {message}")

@@ -104,7 +104,7 @@ def test_existing_items_get_nodes_when_the_schema_migrates(tmp_path, hash_encode
     store = SQLiteRecordStore(tmp_path / "m" / "memory.db")
     store.conn.execute("DROP TABLE nodes")
     store.conn.execute("DROP INDEX items_episode_session")
-    for table in ("item_stats", "archive", "archive_vectors"):  # schema 3, re-created by the migration
+    for table in ("item_stats", "archive", "archive_vectors", "meta"):  # schemas 3-4, re-created by the migration
         store.conn.execute(f"DROP TABLE {table}")
     store.conn.execute("PRAGMA user_version=1")  # as written by the first release
     store.close()
@@ -121,3 +121,49 @@ def test_central_items_prefers_the_centre_and_diversifies():
     picks = central_items(vectors, 3)
     assert len(picks) == 3 and 5 not in picks[:1] and len(set(picks)) == 3
     assert central_items(vectors[:0], 3) == []
+
+
+def test_timeline_takes_a_node_its_id_or_an_episode_id(mem):
+    _chat(mem)
+    session, episode = mem.episodes("session")[0], mem.episodes("episode")[0]
+    texts = lambda items: [i.text for i in items]
+    assert texts(mem.timeline(episode)) == texts(mem.timeline("chat")) == texts(mem.timeline(episode.id))
+    assert len(mem.timeline(episode)) == 3
+    assert texts(mem.timeline(session)) == texts(mem.timeline(session.id)) == [
+        "I moved to Lisbon last week.",
+        "Lisbon is lovely in spring.",
+    ]
+    with pytest.raises(omnimem.NotFound, match="mem.episodes"):
+        mem.timeline("session:chat/nope")
+    with pytest.raises(omnimem.ConfigError, match="Node"):
+        mem.timeline(42)  # type: ignore[arg-type]
+
+
+def test_a_deleted_item_leaves_no_words_in_summaries(mem):
+    _chat(mem)
+    mem.add("See you soon.", speaker="Ana", session="s1", episode="chat", timestamp="2024-03-02T10:02:00")
+    assert "Lisbon" in mem.episodes("session")[0].summary
+    mem.forget(speakers=["Ben"])
+    mem.forget([h.id for h in mem.search("I moved to Lisbon last week", k=1)])
+    summaries = [n.summary for n in mem.store.nodes()]  # as stored, before any refresh
+    assert not any("Lisbon" in s for s in summaries)
+
+
+def test_reading_episodes_while_another_process_writes_does_not_wait(tmp_path, hash_encoder):
+    import sqlite3
+    import time
+
+    config = omnimem.MemoryConfig(store=omnimem.config.StoreConfig(busy_timeout=5))
+    with omnimem.Memory.open(tmp_path / "m", encoder=hash_encoder, config=config) as mem:
+        _chat(mem)
+        writer = sqlite3.connect(tmp_path / "m" / "memory.db", isolation_level=None)
+        writer.execute("BEGIN IMMEDIATE")
+        started = time.monotonic()
+        sessions = mem.episodes("session")
+        assert time.monotonic() - started < 2
+        assert all(n.summary and not n.dirty for n in sessions)  # computed for this read, not saved
+        assert all(n.dirty for n in mem.store.nodes(level="session"))
+        writer.execute("ROLLBACK")
+        writer.close()
+        mem.episodes("session")
+        assert not any(n.dirty for n in mem.store.nodes(level="session"))  # saved once the lock was free

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 from PIL import Image
 
@@ -82,3 +84,120 @@ def test_search_counts_accesses(mem):
     mem.search("penguins", k=1)
     mem.search("penguins Antarctica", k=1)
     assert mem.store.stats([item])[item][0] == 2
+
+
+# -- a privacy delete leaves nothing behind (by id, by speaker, by session) ---------------------------
+EVE = "Eve booked the zorblatt trial at Quixville clinic for her mother."
+EVE_TOKENS = ("zorblatt", "quixville")
+
+
+def _eve_memory(path, hash_encoder):
+    config = omnimem.MemoryConfig(media=omnimem.config.MediaConfig(ocr=False))
+    mem = omnimem.Memory.open(path, encoder=hash_encoder, config=config)
+    mem.add_conversation(
+        [
+            {"speaker": "Bob", "text": "Bob plays jazz piano in Oslo every Friday."},
+            {"speaker": "Eve", "text": EVE, "timestamp": "2024-05-02T10:00:00"},
+            {"speaker": "Bob", "text": "Good luck with that, the clinic is far from Oslo."},
+        ],
+        session="s1",
+        episode="chat",
+    )
+    mem.add("Bob bought a new piano in Oslo.", speaker="Bob", session="s2", episode="chat")
+    uploads = path / "uploads"
+    uploads.mkdir()
+    (uploads / "eve-note.txt").write_text(f"{EVE}\n")
+    mem.ingest(uploads / "eve-note.txt")
+    mem.consolidate()
+    summaries = " ".join(n.summary for n in mem.episodes()).lower()
+    assert "zorblatt" in summaries  # before: her words are in the summaries
+    return mem
+
+
+def _eve_ids(mem):
+    return [i.id for i in mem.store.get(list(mem.store.ids())) if "zorblatt" in i.text.lower()]
+
+
+def _scan(path) -> list[str]:
+    """Files under ``path`` holding a forgotten token, in any letter case."""
+    return [
+        f"{file} holds {token!r}"
+        for file in path.rglob("*")
+        if file.is_file()
+        for token in EVE_TOKENS
+        if token.encode() in file.read_bytes().lower()
+    ]
+
+
+@pytest.mark.parametrize("how", ["ids", "speaker", "session"])
+def test_forget_leaves_no_trace_in_any_file_or_read_api(tmp_path, hash_encoder, how):
+    path = tmp_path / "m"
+    mem = _eve_memory(path, hash_encoder)
+    try:
+        if how == "ids":
+            report = mem.forget(_eve_ids(mem))
+        elif how == "speaker":  # her turn by speaker, the upload (no speaker) by its source
+            report = mem.forget(speakers=["Eve"])
+            report.files += mem.forget(sources=[str(path / "uploads" / "eve-note.txt")]).files
+        else:
+            report = mem.forget(sessions=["s1"])
+            report.files += mem.forget(_eve_ids(mem)).files
+        assert report.wal_truncated
+        assert not _eve_ids(mem) and len(mem) >= 1
+        assert not (path / "uploads" / "eve-note.txt").exists()
+        blob = " ".join(
+            [
+                *(h.text for h in mem.search("zorblatt trial Quixville clinic", k=20)),
+                mem.context("What did Eve book at the clinic?", budget_tokens=2_000).render(),
+                *(n.summary for n in mem.episodes()),
+                *(i.text for n in mem.episodes() for i in mem.timeline(n)),
+                *(str(f) for e in ("Eve", "zorblatt", "Quixville") for f in mem.facts(e, include_retired=True)),
+                *(str(d) for _, d in mem.graph.to_networkx().nodes(data=True)),
+            ]
+        ).lower()
+        assert not any(token in blob for token in EVE_TOKENS), blob
+        assert "oslo" in blob  # Bob's memories are still there
+        assert mem.check()["ok"]
+    finally:
+        mem.close()
+    assert _scan(path) == []
+
+
+def test_forget_with_a_reader_holding_the_wal(tmp_path, hash_encoder):
+    import sqlite3
+
+    config = omnimem.MemoryConfig(store=omnimem.config.StoreConfig(busy_timeout=0.3))
+    path = tmp_path / "m"
+    with omnimem.Memory.open(path, encoder=hash_encoder, config=config) as mem:
+        mem.add("Bob plays jazz piano in Oslo.", speaker="Bob")
+        (eve,) = mem.add(EVE, speaker="Eve")
+        reader = sqlite3.connect(path / "memory.db", isolation_level=None)
+        reader.execute("BEGIN")
+        reader.execute("SELECT count(*) FROM items").fetchone()  # holds a snapshot that still has her turn
+        report = mem.forget(eve)
+        assert not report.wal_truncated  # said, not ignored: her words may still be in the WAL
+        reader.execute("COMMIT")
+        reader.close()
+        assert mem.store.purge()
+        assert len(mem) == 1
+    assert _scan(path) == []
+
+
+def test_access_statistics_never_wait_for_the_write_lock(tmp_path, hash_encoder):
+    import sqlite3
+
+    config = omnimem.MemoryConfig(store=omnimem.config.StoreConfig(busy_timeout=5))
+    path = tmp_path / "m"
+    with omnimem.Memory.open(path, encoder=hash_encoder, config=config) as mem:
+        (item,) = mem.add("penguins live in Antarctica")
+        writer = sqlite3.connect(path / "memory.db", isolation_level=None)
+        writer.execute("BEGIN IMMEDIATE")  # another process writing
+        started = time.monotonic()
+        assert mem.search("penguins", k=1)[0].id == item
+        assert mem.context("Where do penguins live?").entries
+        assert time.monotonic() - started < 2  # not the 5 s busy timeout
+        assert mem.store.stats([item])[item][0] == 2  # counted, in the buffer
+        writer.execute("ROLLBACK")
+        writer.close()
+        mem.add("the next write carries the counts")
+        assert mem.store.read("SELECT access_count FROM item_stats WHERE item_id = ?", (item,)) == [(2,)]

@@ -255,3 +255,130 @@ def test_check_finds_and_repairs_graph_links_of_missing_items(mem):
     assert report["ok"] and report["graph"]["repaired"] and not mem.graph.find_entities("Lisbon")
     assert mem.check(repair=False)["graph"] == {"orphan_items": 0, "repaired": False}
     assert mem.graph.find_entities("Berlin") and mem.graph.check_coverage() == []
+
+
+# -- identity: a turn's id carries its place in its conversation ------------------------------------
+YES_TURNS = [
+    {"speaker": "Eve", "text": "Shall we go?"},
+    {"speaker": "Bob", "text": "Yes."},
+    {"speaker": "Eve", "text": "Now?"},
+    {"speaker": "Bob", "text": "Yes."},
+]
+
+
+def test_repeated_turns_are_all_kept_and_readding_is_a_no_op(mem):
+    ids = mem.add_conversation(YES_TURNS, session="s1")
+    assert len(set(ids)) == 4 and len(mem) == 4
+    assert [mem.get(i).text for i in ids] == [t["text"] for t in YES_TURNS]
+    assert mem.add_conversation(YES_TURNS, session="s1") == ids and len(mem) == 4
+    links = mem.store.neighbours(ids)
+    assert [links[i] for i in ids] == [(None, ids[1]), (ids[0], ids[2]), (ids[1], ids[3]), (ids[2], None)]
+    more = mem.add_conversation(YES_TURNS[2:], session="s1", start=4)  # the next piece of the conversation
+    assert len(mem) == 6 and not set(more) & set(ids)
+    with pytest.raises(ConfigError, match="start"):
+        mem.add_conversation(YES_TURNS, session="s1", start=-1)
+
+
+def test_a_memory_from_before_places_keeps_its_ids_and_its_repeated_turns(tmp_path, hash_encoder):
+    path = tmp_path / "m"
+    with omnimem.Memory.open(path, encoder=hash_encoder) as mem:
+        mem.store.conn.execute("UPDATE meta SET value = 'content' WHERE key = 'turn_ids'")  # as migrated
+    with omnimem.Memory.open(path) as mem:
+        ids = mem.add_conversation(YES_TURNS, session="s1")
+        assert ids[0] == omnimem.Item.make(text="Shall we go?", speaker="Eve", session="s1").id  # content id
+        assert len(set(ids)) == 4 and len(mem) == 4
+        assert mem.add_conversation(YES_TURNS, session="s1") == ids and len(mem) == 4
+
+
+# -- bad input loses nothing and says what to do ----------------------------------------------------
+def _deep(n: int) -> dict:
+    value: dict = {}
+    for _ in range(n):
+        value = {"a": value}
+    return value
+
+
+@pytest.mark.parametrize(
+    "call, message",
+    [
+        (lambda m: m.add("x", metadata=_deep(500)), "nested more than"),
+        (lambda m: m.add("lone \ud800 surrogate"), "surrogate"),
+        (lambda m: m.add("x", speaker="\udcff"), "surrogate"),
+        (lambda m: m.add("x", metadata={"k": "bad \ud800"}), "surrogate"),
+    ],
+)
+def test_unstorable_input_is_refused_before_anything_is_written(mem, call, message):
+    mem.add("already here")
+    with pytest.raises(ConfigError, match=message):
+        call(mem)
+    assert len(mem) == 1 and mem.check()["ok"]
+
+
+@pytest.mark.parametrize("damage", ["missing", "empty"])
+def test_a_memory_without_its_database_refuses_to_open(tmp_path, hash_encoder, damage):
+    path = tmp_path / "m"
+    with omnimem.Memory.open(path, encoder=hash_encoder) as mem:
+        mem.add("something worth keeping")
+    index = (path / "index" / "text.faiss").read_bytes()
+    for suffix in ("", "-wal", "-shm"):
+        (path / f"memory.db{suffix}").unlink(missing_ok=True)
+    if damage == "empty":
+        (path / "memory.db").write_bytes(b"")
+    with pytest.raises(omnimem.CorruptInput, match=r"memory\.db is .*backup"):
+        omnimem.Memory.open(path)
+    assert (path / "index" / "text.faiss").read_bytes() == index  # the refused open rewrote nothing
+
+
+def test_a_config_from_a_newer_omnimem_is_refused(tmp_path, hash_encoder):
+    import json
+
+    with omnimem.Memory.open(tmp_path / "m", encoder=hash_encoder):
+        pass
+    config = json.loads((tmp_path / "m" / "config.json").read_text())
+    (tmp_path / "m" / "config.json").write_text(json.dumps({**config, "version": 99}))
+    with pytest.raises(ConfigError, match=r"config\.json.*version 99.*upgrade"):
+        omnimem.Memory.open(tmp_path / "m")
+
+
+@pytest.mark.parametrize("ids", [200, None, "x", {"a": 1}, [1, 2]])
+@pytest.mark.parametrize("generation", [3, "seven"])
+def test_a_malformed_index_id_map_is_rebuilt_from_sqlite(tmp_path, hash_encoder, ids, generation):
+    import json
+
+    path = tmp_path / "m"
+    with omnimem.Memory.open(path, encoder=hash_encoder) as mem:
+        added = mem.add(["alpha beta", "gamma delta"])
+    meta = path / "index" / "text.faiss.ids.json"
+    meta.write_text(json.dumps({**json.loads(meta.read_text()), "ids": ids, "generation": generation}))
+    with omnimem.Memory.open(path) as mem:
+        assert mem.indexes["text"].last_report.rebuilt
+        assert mem.search("gamma delta", k=1, retrievers=("dense",))[0].id == added[1]
+
+
+def test_check_reports_a_damaged_database_instead_of_raising(tmp_path, hash_encoder):
+    path = tmp_path / "m"
+    with omnimem.Memory.open(path, encoder=hash_encoder) as mem:
+        mem.add([f"fact number {n} " + "padding " * 80 for n in range(200)])
+    data = bytearray((path / "memory.db").read_bytes())
+    data[4096 * 40 : 4096 * 41] = b"\xa5" * 4096  # one garbage page among the items' pages
+    (path / "memory.db").write_bytes(bytes(data))
+    with omnimem.Memory.open(path) as mem:
+        report = mem.check()
+    assert report["ok"] is False and report["database"]
+
+
+def test_a_text_over_the_parsers_limit_is_stored_and_extracted_in_pieces(tmp_path, hash_encoder):
+    from omnimem.graph.extract import ExtractorConfig, SpacyExtractor
+
+    with omnimem.Memory.open(tmp_path / "m", encoder=hash_encoder) as mem:
+        mem._builder = None
+        extractor = SpacyExtractor.from_pretrained(config=ExtractorConfig(chunk_chars=2_000))
+        from omnimem.graph.builder import GraphBuilder
+
+        mem._builder = GraphBuilder(mem.graph, extractor)
+        long = "Alice moved to Berlin in March. " * 200 + "\n\nBob works at Acme in Paris. " * 100
+        short = "Carol lives in Rome."
+        ids = mem.add([long, short])
+        assert mem.graph.items_with_links(ids) == set(ids)  # the long text and its batch-mate
+        mentions = [m for m in mem.graph.mentions(item_ids=[ids[0]]) if m.surface == "Paris"]
+        assert mentions and all(long[m.start : m.end] == "Paris" for m in mentions)  # offsets into the whole text

@@ -84,3 +84,47 @@ def test_reader_sees_another_process_writes(tmp_path):
         proc.communicate(timeout=120)
         assert len(reader) == 6
         assert reader.search("batch 0 item 2 words 0", k=1, retrievers=("dense",))[0].session == "b0"
+
+
+HOLDER = textwrap.dedent(
+    """
+    import sqlite3, sys, time
+    conn = sqlite3.connect(sys.argv[1], isolation_level=None)
+    conn.execute("BEGIN IMMEDIATE")
+    conn.execute("CREATE TABLE IF NOT EXISTS scratch (x)")
+    conn.execute("INSERT INTO scratch VALUES (1)")
+    print("holding", flush=True)
+    time.sleep(float(sys.argv[2]))
+    conn.execute("ROLLBACK")
+    """
+)
+
+
+def test_open_search_and_context_never_wait_for_a_writer(tmp_path):
+    """A reader beside a long write: opening, searching and packing context take no write lock."""
+    from omnimem.encoders.hashing import HashEncoder
+
+    path = tmp_path / "m"
+    with omnimem.Memory.open(path, encoder=HashEncoder(64)) as mem:
+        mem.add_conversation([{"speaker": "Ann", "text": f"fact {n} about topic {n % 9}"} for n in range(60)], session="s")
+        mem.episodes()
+    hold = 8.0
+    holder = subprocess.Popen([sys.executable, "-c", HOLDER, str(path / "memory.db"), str(hold)], stdout=subprocess.PIPE, text=True)  # fmt: skip
+    try:
+        assert holder.stdout.readline().strip() == "holding"
+        started = time.monotonic()
+        with omnimem.Memory.open(path) as mem:
+            opened = time.monotonic() - started
+            times = []
+            for n in range(40):
+                t = time.monotonic()
+                assert mem.search(f"fact {n} about topic", k=5)
+                times.append(time.monotonic() - t)
+            assert mem.context("Which facts are about topic 3?").entries
+            assert [n.items for n in mem.episodes()] == [60]
+        total = time.monotonic() - started
+        assert holder.poll() is None, "the writer let go before the reads finished: the test proves nothing"
+    finally:
+        holder.kill()
+        holder.wait()
+    assert opened < 2.0 and max(times) < 1.0 and total < hold - 1, (opened, max(times), total)

@@ -2,7 +2,7 @@
 
 One graph run per user message::
 
-    recall -> answer -> write --(every N turns)--> consolidate
+    recall -> answer -> write --(every N turns)--> consolidate (starts the job, does not wait)
                           |
                          END
 
@@ -13,7 +13,8 @@ One graph run per user message::
 - *answer*: the generator answers citing ``[E2]``-style ids; ``citations`` maps them back to item
   ids (``W`` = a buffered turn, ``S`` = a session summary, ``E`` = a retrieved item, ``K`` = a graph fact);
 - *write*: the user and assistant turns go to memory (``add_conversation``) in the user's namespace;
-- *consolidate*: every ``consolidate_every`` turns of a thread, ``Memory.consolidate()``.
+- *consolidate*: every ``consolidate_every`` turns of a thread, ``Memory.consolidate_in_background()``:
+  a job on the memory's own thread, never run inside a user's turn.
 
 Namespaces: the state's ``user`` is the memory's ``episode`` (``user:<name>``); a user's sessions
 (one per day by default) all sit under it, so one user's facts stay together across days and apart
@@ -50,7 +51,7 @@ class ChatConfig:
     max_facts: int = 8  # semantic facts about entities in the question shown at most
     buffer_tokens: int = 256  # working memory: recent turns of the thread kept verbatim (estimated tokens)
     max_new_tokens: int = 128  # answer length cap, in tokens
-    consolidate_every: int = 10  # user turns of a thread between Memory.consolidate() runs; 0 = never
+    consolidate_every: int = 10  # user turns of a thread between background consolidations; 0 = never
     assistant: str = "assistant"  # the speaker name of the agent's own turns in memory
     checkpoint: str | None = None  # SQLite checkpoint path; None = <memory>/chat_agent.ckpt.sqlite
     compression: CompressionConfig = CompressionConfig(
@@ -81,7 +82,7 @@ class ChatState(TypedDict, total=False):
     citations: list[dict]  # [{id: "E2", item: <item id or node id>}] the answer cites
     written: list[str]  # item ids of the turns written this run
     turns: int  # user turns answered in this thread
-    consolidated: dict  # the last Memory.consolidate() report
+    consolidated: dict  # {"started_at_turn": n}: when this thread last started a background consolidation
 
 
 def user_episode(user: str) -> str:
@@ -160,16 +161,19 @@ class _Nodes:
             {"speaker": user, "text": state["message"].strip(), "timestamp": when},
             {"speaker": self.cfg.assistant, "text": state["answer"] or "(no answer)", "timestamp": when},
         ]
-        ids = self.mem.add_conversation(turns, session=_session(state), episode=user_episode(user))
+        ids = self.mem.add_conversation(
+            turns, session=_session(state), episode=user_episode(user), start=2 * (state.get("turns") or 0)
+        )
         buffer = [*(state.get("buffer") or []), *({**t, "id": i} for t, i in zip(turns, ids))]
         while buffer and sum(estimate_tokens(f"{t['speaker']}: {t['text']}") for t in buffer) > self.cfg.buffer_tokens:
             buffer.pop(0)
         return {"written": ids, "buffer": buffer, "turns": (state.get("turns") or 0) + 1}
 
     def consolidate(self, state: ChatState) -> dict:
-        report = self.mem.consolidate()
-        log.info("chat: consolidated after %d turns: %s", state.get("turns", 0), report)
-        return {"consolidated": report}
+        """Start consolidation on the memory's job thread; the turn does not wait for it."""
+        self.mem.consolidate_in_background()
+        log.info("chat: consolidation started after %d turns", state.get("turns", 0))
+        return {"consolidated": {"started_at_turn": state.get("turns", 0)}}
 
     def route(self, state: ChatState) -> str:
         every = self.cfg.consolidate_every

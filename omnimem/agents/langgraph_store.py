@@ -7,8 +7,9 @@ An existing LangGraph agent changes one line to get omnimem's long-term memory::
 Each ``(namespace, key)`` is one omnimem item: its text is the value's text fields (so it is
 embedded, BM25-indexed and searchable next to everything else in the memory), its ``session`` is the
 namespace joined with ``/`` and its metadata keeps the value's JSON, the namespace, the key and the
-timestamps. ``search(query=...)`` goes through :meth:`Memory.search` (dense + BM25) and then filters
-on the namespace prefix and ``filter``; ``search`` without a query lists by most recently updated.
+timestamps. ``search(query=...)`` goes through :meth:`Memory.search` (dense + BM25) restricted to the
+sessions of the namespace prefix (so a namespace's recall does not fall as other namespaces grow),
+then ``filter`` on the values; ``search`` without a query lists by most recently updated.
 
 This module imports langgraph when imported: import it only where the ``agents`` extra is installed.
 """
@@ -117,21 +118,43 @@ class OmnimemStore(BaseStore):
 
     def _search(self, op: SearchOp) -> list[SearchItem]:
         prefix = tuple(op.namespace_prefix)
-        if op.query:
-            k = max(self.search_pool, 4 * (op.offset + op.limit))
-            rows = [(hit.metadata, hit.score) for hit in self.memory.search(op.query, k=k) if hit.source == SOURCE]
-        else:
+        wanted = op.offset + op.limit
+        if not op.query:
             rows = [(meta, None) for meta in self._all()]
             rows.sort(key=lambda r: r[0][_META]["updated_at"], reverse=True)
+            return self._keep(rows, prefix, op.filter)[op.offset : wanted]
+        sessions = self._sessions(prefix)  # the namespace is a filter inside the search, not after it
+        if not sessions:
+            return []
+        k = max(self.search_pool, 4 * wanted)
+        while True:
+            hits = self.memory.search(op.query, k=k, sessions=sessions)
+            out = self._keep([(h.metadata, h.score) for h in hits if h.source == SOURCE], prefix, op.filter)
+            if len(out) >= wanted or len(hits) < k:
+                return out[op.offset : wanted]
+            k *= 4  # value filters dropped too many: look further down the same namespaces
+
+    @staticmethod
+    def _keep(rows: list[tuple[Any, float | None]], prefix: tuple[str, ...], where: Any) -> list[SearchItem]:
         out = []
         for meta, score in rows:
             data = meta.get(_META)
             if not data or tuple(data["namespace"][: len(prefix)]) != prefix:
                 continue
-            if op.filter and not all(_matches(data["value"].get(k), v) for k, v in op.filter.items()):
+            if where and not all(_matches(data["value"].get(k), v) for k, v in where.items()):
                 continue
             out.append(_to_item(meta, score, search=True))
-        return out[op.offset : op.offset + op.limit]
+        return out
+
+    def _sessions(self, prefix: tuple[str, ...]) -> list[str]:
+        """The omnimem sessions of the namespaces under ``prefix``."""
+        if not prefix:
+            sql, params = "SELECT DISTINCT session FROM items WHERE source = ?", (SOURCE,)
+        else:
+            exact = _session(prefix)  # LIKE would ignore letter case: compare the prefix exactly
+            sql = "SELECT DISTINCT session FROM items WHERE source = ? AND (session = ? OR substr(session, 1, ?) = ?)"
+            params = (SOURCE, exact, len(exact) + 1, exact + "/")
+        return [r[0] for r in self.memory.store.read(sql, params) if r[0]]
 
     def _list_namespaces(self, op: ListNamespacesOp) -> list[tuple[str, ...]]:
         spaces = {tuple(meta[_META]["namespace"]) for meta in self._all()}

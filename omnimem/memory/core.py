@@ -14,6 +14,7 @@ import dataclasses
 import logging
 import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,7 @@ from omnimem.graph.builder import GraphBuilder
 from omnimem.graph.store import GraphStore
 from omnimem.memory.episodes import EpisodicMemory
 from omnimem.memory.forgetting import ForgetPolicy, ForgetReport, Forgetting
+from omnimem.memory.jobs import JobRunner
 from omnimem.memory.media import IngestReport, MediaIngestor, query_video
 from omnimem.memory.opening import CONFIG_FILE as _CONFIG
 from omnimem.memory.opening import DB_FILE as _DB
@@ -69,6 +71,7 @@ class Memory:
         self.episodic = EpisodicMemory(self, generator=generator)
         self.semantic = SemanticMemory(self, generator=generator)
         self.forgetting = Forgetting(self)
+        self.jobs = JobRunner(f"omnimem-jobs-{path.name}")  # background jobs (consolidation)
 
     # -- opening -----------------------------------------------------------------------------
     @classmethod
@@ -144,6 +147,7 @@ class Memory:
         """Write pending index changes and close the database. Safe to call twice."""
         if self._closed:
             return
+        self.jobs.close()  # a running consolidation finishes first (it needs the memory open)
         self._closed = True
         try:
             for index in self.indexes.values():
@@ -368,11 +372,18 @@ class Memory:
 
     def consolidate(self, *, resolve: bool = True, progress: Any = False) -> dict[str, Any]:
         """Episodic -> semantic: graph for new items, facts observed, duplicates merged, summaries
-        refreshed (:mod:`omnimem.memory.consolidate`). Idempotent; run it as a job."""
+        refreshed (:mod:`omnimem.memory.consolidate`). Idempotent; run it as a job (see
+        :meth:`consolidate_in_background`), never on a user's turn."""
         self._check_open()
         from omnimem.memory.consolidate import consolidate
 
         return consolidate(self, resolve=resolve, progress=progress)
+
+    def consolidate_in_background(self, *, resolve: bool = True) -> Future:
+        """Start :meth:`consolidate` on this memory's job thread and return at once; the future holds
+        its report. A consolidation already waiting or running is returned instead of a second one."""
+        self._check_open()
+        return self.jobs.submit("consolidate", lambda: self.consolidate(resolve=resolve))
 
     def working(
         self, *, budget_tokens: int = 1_024, session: str | None = None, episode: str | None = None,

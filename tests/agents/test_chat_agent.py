@@ -91,14 +91,55 @@ def test_other_users_facts_never_reach_the_prompt(mem):
     assert "Berlin" not in llm.prompts[-1]
 
 
-def test_consolidation_runs_every_n_turns(mem):
+def test_consolidation_runs_every_n_turns_in_the_background(mem, monkeypatch):
+    import threading
+
+    import omnimem.memory.consolidate as consolidation
+
+    release, runs, real = threading.Event(), [], consolidation.consolidate
+
+    def slow(memory, **kwargs):  # a consolidation that takes as long as the test wants
+        runs.append(threading.current_thread().name)
+        release.wait(30)
+        return real(memory, **kwargs)
+
+    monkeypatch.setattr(consolidation, "consolidate", slow)
     app = build_chat_agent(mem, ScriptedLLM(CAT), config=ChatConfig(consolidate_every=2))
     steps = []
     for n, text in enumerate(["I adopted a cat called Pixel.", "I live in Lisbon.", "I like tea."]):
         chat(app, "alice", text, timestamp=f"2024-05-01T09:0{n}:00", on_step=lambda node, _: steps.append(node))
     assert steps.count("consolidate") == 1 and steps[6] == "consolidate"
+    job = mem.jobs.running("consolidate")
+    assert job is not None and not job.done()  # the turns returned while it still runs
+    assert runs and runs[0] != threading.current_thread().name
+    release.set()
+    assert job.result(timeout=60)["summaries"] >= 0
     state = app.get_state({"configurable": {"thread_id": "chat:alice:alice/2024-05-01"}}).values
-    assert state["turns"] == 3 and state["consolidated"]["summaries"] >= 0
+    assert state["turns"] == 3 and state["consolidated"] == {"started_at_turn": 2}
+
+
+def test_a_user_saying_the_same_thing_twice_keeps_both_turns(mem):
+    app = build_chat_agent(mem, ScriptedLLM(CAT))
+    first = chat(app, "alice", "Yes.", timestamp="2024-05-01")
+    second = chat(app, "alice", "Yes.", timestamp="2024-05-01")
+    assert len(set(first["written"] + second["written"])) == 4 and len(mem) == 4
+
+
+def test_forgetting_a_user_drops_her_checkpointed_threads(mem):
+    secret = "My zorblatt prescription is at the Quixville pharmacy."
+    app = build_chat_agent(mem, ScriptedLLM(CAT))
+    chat(app, "eve", secret, timestamp="2024-05-01T09:00:00")
+    chat(app, "bob", "I adopted a cat called Pixel.", timestamp="2024-05-01T09:00:00")
+    report = mem.forget(speakers=["eve"])
+    assert report.threads == 1
+    eve = {"configurable": {"thread_id": "chat:eve:eve/2024-05-01"}}
+    bob = {"configurable": {"thread_id": "chat:bob:bob/2024-05-01"}}
+    assert not app.get_state(eve).values  # her chat history is gone
+    assert app.get_state(bob).values["buffer"]  # his is not
+    mem.close()
+    for file in mem.path.rglob("*"):
+        if file.is_file():
+            assert b"zorblatt" not in file.read_bytes().lower(), file
 
 
 def test_a_crashed_turn_resumes_from_its_sqlite_checkpoint(mem):

@@ -57,6 +57,18 @@ def test_search_by_query_prefix_and_filter(store, bare_mem):
     assert (newest.namespace, newest.key) == (("users", "bob"), "m1")  # listing: most recent first
 
 
+def test_a_namespace_keeps_its_recall_as_other_namespaces_grow(bare_mem):
+    store = OmnimemStore(bare_mem, search_pool=10)
+    store.put(("users", "alice"), "tea", {"text": "Alice drinks green tea every morning"})
+    store.put(("users", "Alice2"), "x", {"text": "green tea"})  # a prefix of another name is another namespace
+    for n in range(300):  # another tenant's memories, all closer to the query than Alice's one item
+        store.put(("users", "bob"), f"m{n}", {"text": f"green tea note number {n} green tea"})
+    hits = store.search(("users", "alice"), query="green tea", limit=5)
+    assert [(h.namespace, h.key) for h in hits] == [(("users", "alice"), "tea")]
+    assert store.search(("users", "ALICE"), query="green tea") == []  # namespaces are case-sensitive
+    assert store.search(("nobody",), query="green tea") == []
+
+
 def test_list_namespaces(store):
     for ns in [("a", "b", "c"), ("a", "b", "d"), ("a", "x"), ("z",)]:
         store.put(ns, "k", {"text": "t " + "/".join(ns)})

@@ -32,3 +32,14 @@ def test_import_is_light():
     code = "import sys, omnimem; print(sorted(m for m in ('torch', 'faiss', 'transformers', 'sentence_transformers', 'spacy', 'langgraph', 'av') if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_the_docs_stand_alone():
+    """Every relative link in the README and DESIGN.md points to a file of this repository."""
+    assert "Apache License" in (ROOT / "LICENSE").read_text()[:100]  # pyproject declares Apache-2.0
+    for doc in ("README.md", "DESIGN.md"):
+        for target in re.findall(r"\]\(([^)#]+)\)", (ROOT / doc).read_text()):
+            if "://" in target:
+                continue
+            path = (ROOT / target).resolve()
+            assert path.is_relative_to(ROOT) and path.exists(), f"{doc} links {target}, which the repository lacks"

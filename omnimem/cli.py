@@ -13,7 +13,9 @@
     omnimem graph build MEMORY [--agentic] [--workers N] [--json]   (progress bar on a terminal)
     omnimem graph export MEMORY --format graphml|json|html [--entity NAME ...] [--hops 2] -o FILE
     omnimem graph stats MEMORY [--json]
-    omnimem serve ROOT [--host 127.0.0.1] [--port 8000] [--api-key KEY] [--allowed-root DIR]
+    omnimem serve ROOT [--host 127.0.0.1] [--port 8000] [--api-key KEY] [--allowed-root DIR] [--max-open 16]
+    omnimem keys add ROOT NAME --memory M [--memory M2 ...] [--read-only]   (prints the key once)
+    omnimem keys list ROOT [--json]  |  omnimem keys revoke ROOT NAME   (scoped API keys of the server)
     omnimem eval locomo|musique ...        (same as python -m omnimem.eval)
 
 Output: tables (:mod:`omnimem.cli_render`), coloured on a terminal, plain aligned text when piped or
@@ -150,6 +152,22 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=8000)
     serve.add_argument("--api-key", default=os.environ.get("OMNIMEM_API_KEY"), help="default: $OMNIMEM_API_KEY")
     serve.add_argument("--allowed-root", help="ingest-by-path is confined to this directory")
+    serve.add_argument("--max-open", type=int, default=16, help="memories kept open at once (default: 16)")
+
+    keys = sub.add_parser("keys", help="scoped API keys of a server ROOT: add (printed once), list, revoke")
+    ksub = keys.add_subparsers(dest="keys_command", required=True)
+    kadd = ksub.add_parser("add", help="add a key for some memories and print it (it is not stored: copy it now)")
+    kadd.add_argument("root")
+    kadd.add_argument("name", help="a label for the key, e.g. alice-laptop")
+    kadd.add_argument("--memory", action="append", dest="memories", required=True,
+                      help="a memory the key may use ('*': every memory); repeat for more")  # fmt: skip
+    kadd.add_argument("--read-only", action="store_true", help="search and read only (default: read-write)")
+    klist = ksub.add_parser("list", help="the keys: name, memories, rights, created (never the keys themselves)")
+    klist.add_argument("root")
+    klist.add_argument("--json", action="store_true")
+    krevoke = ksub.add_parser("revoke", help="delete a key; running servers refuse it at once")
+    krevoke.add_argument("root")
+    krevoke.add_argument("name")
 
     sub.add_parser("eval", help="retrieval evaluations (see python -m omnimem.eval --help)", add_help=False)
     return parser
@@ -168,7 +186,7 @@ def main(argv: list[str] | None = None) -> int:
         commands = {
             "add": _add, "search": _search, "context": _context, "ingest": _ingest, "ask": _ask, "chat": _chat,
             "video-qa": _video_qa, "check": _check, "graph": _graph, "consolidate": _consolidate,
-            "forget": _forget, "serve": _serve,
+            "forget": _forget, "serve": _serve, "keys": _keys,
         }  # fmt: skip
         return commands[args.command](args)
     except KeyboardInterrupt:
@@ -244,7 +262,7 @@ def _ingest(args: argparse.Namespace) -> int:
     with Memory.open(args.memory) as mem:
         report = mem.ingest(args.path, progress=_progress())
     if args.json:
-        _print_json({"added": report.added, "skipped": report.skipped, "failed": report.failed})
+        _print_json({"added": report.added, "skipped": report.skipped, "failed": report.failed, "notes": report.notes})
     else:
         print(report)
     return EXIT_OK if report.ok else EXIT_PROBLEMS
@@ -254,7 +272,32 @@ def _serve(args: argparse.Namespace) -> int:
     from omnimem.server import serve
 
     allowed = Path(args.allowed_root) if args.allowed_root else None
-    serve(Path(args.root), host=args.host, port=args.port, api_key=args.api_key, allowed_root=allowed)
+    serve(
+        Path(args.root), host=args.host, port=args.port, api_key=args.api_key, allowed_root=allowed,
+        max_open=args.max_open,
+    )  # fmt: skip
+    return EXIT_OK
+
+
+def _keys(args: argparse.Namespace) -> int:
+    from omnimem.server.keys import READ, READ_WRITE, KeyStore
+
+    store = KeyStore(Path(args.root))
+    if args.keys_command == "add":
+        plain = store.create(args.name, memories=args.memories, rights=READ if args.read_only else READ_WRITE)
+        print(plain)
+        print(f"omnimem: key {args.name!r} created; it is shown only now, store it safely", file=sys.stderr)
+    elif args.keys_command == "revoke":
+        store.revoke(args.name)
+        print(f"omnimem: key {args.name!r} revoked", file=sys.stderr)
+    elif args.json:
+        _print_json([asdict(k) for k in store.list()], indent=2)
+    else:
+        from omnimem.cli_render import Column, write_table
+
+        columns = [Column("name"), Column("memories", flex=True), Column("rights"), Column("created")]
+        rows = [[k.name, ", ".join(k.memories), k.rights, k.created_at[:19]] for k in store.list()]
+        write_table(columns, rows, footer=f"{len(rows)} key(s) in {store.path}")
     return EXIT_OK
 
 

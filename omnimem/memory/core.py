@@ -37,7 +37,7 @@ from omnimem.retrieval.hybrid import hybrid_search
 from omnimem.retrieval.pipeline import retrieve_context
 from omnimem.stores import FileBlobStore, Filters, SQLiteRecordStore, SyncedIndex
 from omnimem.stores.nodes import Node
-from omnimem.types import MODALITIES, Hit, Item, to_iso, utc_now
+from omnimem.types import MODALITIES, Hit, Item, check_utf8, to_iso, utc_now
 
 __all__ = ["Memory", "TEXT_SPACE", "IMAGE_SPACE"]
 
@@ -587,6 +587,7 @@ def _filters(
     """The checked query and filters of a search (``None``: no filter)."""
     if not isinstance(query, str) or not query.strip():
         raise ConfigError("query must be a non-empty string")
+    check_utf8(query, "query")
     bad = set(modalities or ()) - set(MODALITIES)
     if bad:
         raise ConfigError(f"unknown modality {sorted(bad)}; use {', '.join(MODALITIES)}")

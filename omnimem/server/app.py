@@ -5,19 +5,23 @@
     serve(Path("memories"), "127.0.0.1", 8000)            # loopback: the key is optional
     serve(Path("memories"), "0.0.0.0", 8000, api_key=k)   # any other address needs a key
 
-Each memory is a directory under ``root``, named in the URL (``/v1/memories/{name}/...``). Library
-errors become HTTP errors carrying their message: ConfigError 400, CorruptInput 422, NotFound 404,
-MemoryLocked 409, BackendUnavailable and StorageError 503. The OpenAPI spec is at ``/openapi.json``.
+Each memory is a directory under ``root``, named in the URL (``/v1/memories/{name}/...``). Keys:
+the single ``api_key`` (every memory, read-write) and the scoped keys of ``root``
+(:class:`omnimem.server.keys.KeyStore`, ``omnimem keys add``); see :mod:`omnimem.server.auth` for
+the rules and status codes. Library errors become HTTP errors carrying their message: ConfigError
+400, CorruptInput 422, NotFound 404, MemoryLocked 409, BackendUnavailable and StorageError 503;
+every error answer is ``{"detail": ..., "error": ...}`` except a 422 for a body the request models
+reject (FastAPI's list of field errors). The OpenAPI spec is at ``/openapi.json``.
 No ``from __future__ import annotations``: FastAPI reads the annotations at runtime.
 """
 
 import ipaddress
 import json
 import logging
-import secrets
 from contextlib import asynccontextmanager
+from http import HTTPStatus
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Any
 
 from omnimem.errors import (
     BackendUnavailable,
@@ -28,7 +32,9 @@ from omnimem.errors import (
     OmnimemError,
     StorageError,
 )
-from omnimem.server.pool import MemoryPool
+from omnimem.server.auth import Authenticator
+from omnimem.server.keys import KeyStore
+from omnimem.server.pool import DEFAULT_MAX_OPEN, MemoryPool
 from omnimem.server.routes import ServerState, build_router
 
 __all__ = ["create_app", "serve", "is_loopback", "DEFAULT_MAX_REQUEST_BYTES", "status_for"]
@@ -56,28 +62,32 @@ def status_for(error: OmnimemError) -> int:
 def create_app(
     root: Path, *, api_key: str | None = None, allowed_root: Path | None = None,
     max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES, generator: Any = None, encoder: Any = None,
-    config: Any = None,
+    config: Any = None, max_open: int = DEFAULT_MAX_OPEN, require_key: bool = False,
 ) -> Any:  # fmt: skip
     """The FastAPI app serving the memories under ``root``.
 
-    ``api_key``: required on every ``/v1`` request (``Authorization: Bearer KEY`` or ``X-API-Key: KEY``)
-    when set. ``allowed_root``: the folder ingest-by-path may read (None disables it).
+    ``api_key``: an admin key (every memory, read-write); the scoped keys in ``root``'s keys file
+    (``omnimem keys add``) work beside it. With either, every ``/v1`` request needs a key
+    (``Authorization: Bearer KEY`` or ``X-API-Key: KEY``); ``require_key`` asks for one even when
+    none is configured. ``allowed_root``: the folder ingest-by-path may read (None disables it).
     ``max_request_bytes``: larger requests get 413. ``generator``: an ``omnimem.vlm`` Generator that
     answers ``/ask`` and ``/chat`` (None: they return the evidence with ``answer: null``).
     ``encoder`` / ``config``: the Encoder and MemoryConfig used to open and create memories -- for
-    tests (a ``HashEncoder``) and custom setups; by default each memory's saved config decides.
+    tests (a ``HashEncoder``) and custom setups; by default each memory's saved config decides, and
+    memories naming the same encoder share one. ``max_open``: memories kept open at once.
     """
     from fastapi import FastAPI
+    from fastapi.exceptions import RequestValidationError
+    from starlette.exceptions import HTTPException
 
-    if api_key is not None and (not isinstance(api_key, str) or len(api_key) < 8):
-        raise ConfigError(
-            "api_key must be a string of at least 8 characters; generate one with secrets.token_urlsafe()"
-        )
     if isinstance(max_request_bytes, bool) or not isinstance(max_request_bytes, int) or max_request_bytes <= 0:
         raise ConfigError(f"max_request_bytes must be a positive int, got {max_request_bytes!r}")
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
-    pool = MemoryPool(root, encoder=encoder, config=config)
+    keys = KeyStore(root)
+    keys.list()  # an unreadable keys file fails here, not on the first request
+    auth = Authenticator(keys, api_key=api_key, require_key=require_key)
+    pool = MemoryPool(root, encoder=encoder, config=config, max_open=max_open)
     state = ServerState(
         pool, allowed_root=Path(allowed_root) if allowed_root is not None else None,
         max_request_bytes=max_request_bytes, generator=generator,
@@ -93,8 +103,11 @@ def create_app(
         description="Long-term multimodal memory for AI agents: add, ingest, search, ask, chat, graph queries.",
     )  # fmt: skip
     app.state.omnimem = state
-    app.include_router(build_router(state, _auth_dependencies(api_key)))
+    app.state.auth = auth  # the key check other front ends (a web UI) reuse, with auth.authorize
+    app.include_router(build_router(state, auth.dependency()))
     app.add_exception_handler(OmnimemError, _library_error)
+    app.add_exception_handler(HTTPException, _http_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_middleware(BodyLimit, max_bytes=max_request_bytes)
 
     @app.get("/healthz", tags=["health"])
@@ -123,28 +136,40 @@ async def _library_error(_: Any, error: Exception) -> Any:
     return JSONResponse({"detail": str(error), "error": type(error).__name__}, status_code=status)
 
 
-def _auth_dependencies(api_key: str | None) -> list[Any]:
-    """The dependency that checks the key (Bearer or X-API-Key), or none when no key is configured."""
-    if api_key is None:
-        return []
-    from fastapi import Depends, HTTPException, Security
-    from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
+async def _validation_error(_: Any, error: Any) -> Any:
+    """422 for a body or parameter the request models reject: where and why, never the input echoed
+    back (it may be megabytes, nested past what JSON encoders recurse into, or not valid UTF-8)."""
+    from fastapi.responses import JSONResponse
 
-    header = APIKeyHeader(name="X-API-Key", auto_error=False)
-    bearer = HTTPBearer(auto_error=False)
+    fields = [
+        {
+            "loc": [_printable(part) for part in e.get("loc", ())],
+            "msg": _printable(e.get("msg", "")),
+            "type": e.get("type", ""),
+        }
+        for e in error.errors()
+    ]
+    return JSONResponse({"detail": fields, "error": "ValidationError"}, status_code=422)
 
-    def check_key(
-        x_api_key: Annotated[str | None, Security(header)] = None,
-        auth: Annotated[HTTPAuthorizationCredentials | None, Security(bearer)] = None,
-    ) -> None:
-        given = x_api_key or (auth.credentials if auth is not None else None)
-        if not given or not secrets.compare_digest(given.encode(), api_key.encode()):
-            raise HTTPException(
-                401, "missing or wrong API key; send 'Authorization: Bearer KEY' or 'X-API-Key: KEY'",
-                headers={"WWW-Authenticate": "Bearer"},
-            )  # fmt: skip
 
-    return [Depends(check_key)]
+def _printable(value: Any) -> Any:
+    """``value`` with what UTF-8 cannot hold (lone surrogates) escaped; ints (list indexes) as they are."""
+    if isinstance(value, int):
+        return value
+    return str(value).encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+async def _http_error(_: Any, error: Any) -> Any:
+    """FastAPI's HTTP errors (401, 403, 404 of an unknown route ...) in the shape of :class:`ErrorOut`."""
+    from fastapi.responses import JSONResponse
+
+    try:
+        name = HTTPStatus(error.status_code).phrase.replace(" ", "")
+    except ValueError:
+        name = "HTTPError"
+    return JSONResponse(
+        {"detail": error.detail, "error": name}, status_code=error.status_code, headers=getattr(error, "headers", None)
+    )
 
 
 class BodyLimit:
@@ -209,16 +234,21 @@ def is_loopback(host: str) -> bool:
 def serve(
     root: Path, host: str = "127.0.0.1", port: int = 8000, *, api_key: str | None = None,
     allowed_root: Path | None = None, max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES,
-    generator: Any = None, encoder: Any = None, config: Any = None, log_level: str = "info",
+    generator: Any = None, encoder: Any = None, config: Any = None, max_open: int = DEFAULT_MAX_OPEN,
+    log_level: str = "info",
 ) -> None:  # fmt: skip
     """Run the server with uvicorn until interrupted.
 
-    Refuses (:class:`ConfigError`) to bind anything but a loopback address without an ``api_key``.
+    Refuses (:class:`ConfigError`) to bind anything but a loopback address without a key: an
+    ``api_key`` or at least one scoped key in ``root``'s keys file. On such an address every request
+    needs a key for the server's whole life, even if every scoped key is revoked.
     """
-    if not is_loopback(host) and not api_key:
+    public = not is_loopback(host)
+    if public and not api_key and not len(KeyStore(Path(root))):
         raise ConfigError(
             f"refusing to serve on {host!r} without an API key: anyone who can reach it could read and"
-            " delete memories. Pass api_key=... (omnimem serve --api-key), or bind 127.0.0.1"
+            " delete memories. Pass api_key=... (omnimem serve --api-key), add a scoped key"
+            " (omnimem keys add ROOT NAME --memory M), or bind 127.0.0.1"
         )
     try:
         import uvicorn
@@ -228,7 +258,7 @@ def serve(
         raise missing_extra("uvicorn", "server") from e
     app = create_app(
         root, api_key=api_key, allowed_root=allowed_root, max_request_bytes=max_request_bytes,
-        generator=generator, encoder=encoder, config=config,
+        generator=generator, encoder=encoder, config=config, max_open=max_open, require_key=public,
     )  # fmt: skip
     log.info("serving %s on http://%s:%d", root, host, port)
     uvicorn.run(app, host=host, port=port, log_level=log_level)

@@ -1,22 +1,65 @@
 """Request and response bodies of the REST API (pydantic), so the OpenAPI spec describes every one.
 
 Field limits (lengths, ranges) are part of the contract: a request outside them is a 422 before
-any library code runs.
+any library code runs. So is, in any request body, a string that cannot be stored as UTF-8 (a lone
+surrogate such as ``"\ud800"``, which JSON can spell) and JSON nested more than ``MAX_DEPTH`` deep.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$"  # a memory name: one directory under the root, no dots
 MAX_TEXT = 100_000  # characters of one text or turn
 MAX_QUERY = 2_000  # characters of a query or a question
+MAX_DEPTH = 64  # nesting levels of a body's JSON (metadata), as the library allows
 
 
 class _Body(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _storable(cls, data: Any) -> Any:
+        check_storable(data, cls.__name__)  # on the raw JSON, before any field is validated
+        return data
+
+
+def check_storable(value: Any, what: str, *, max_depth: int = MAX_DEPTH) -> None:
+    """Raise ``ValueError`` naming the field if ``value`` nests deeper than ``max_depth`` or holds a
+    string with a lone surrogate (SQLite stores UTF-8 only). Iterative: no depth can overflow it."""
+    stack: list[tuple[Any, int, str]] = [(value, 0, what)]
+    while stack:
+        node, depth, where = stack.pop()
+        if depth > max_depth:
+            raise ValueError(f"{where} is nested more than {max_depth} levels deep; flatten it")
+        if isinstance(node, dict):
+            for key, item in node.items():
+                _check_utf8(key, f"a key of {where}")
+                stack.append((item, depth + 1, f"{where}.{key}" if depth < 4 else _elided(where)))
+        elif isinstance(node, (list, tuple)):
+            stack.extend(
+                (item, depth + 1, f"{where}[{n}]" if depth < 4 else _elided(where)) for n, item in enumerate(node)
+            )
+        else:
+            _check_utf8(node, where)
+
+
+def _elided(where: str) -> str:
+    return where if where.endswith("...") else f"{where}..."
+
+
+def _check_utf8(value: Any, where: str) -> None:
+    if isinstance(value, str) and not value.isascii():
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError as e:
+            raise ValueError(
+                f"{where} holds a lone surrogate ({value[e.start]!r} at character {e.start}) that cannot be stored"
+                " as UTF-8; send valid Unicode (decode the source with errors='replace')"
+            ) from None
 
 
 class ErrorOut(BaseModel):
@@ -135,6 +178,9 @@ class AskIn(_Body):
 class ChatIn(AskIn):
     session: str | None = Field(default=None, max_length=200, description="the conversation this turn belongs to")
     user: str = Field(default="user", min_length=1, max_length=200, description="speaker name of the question")
+    timestamp: str | None = Field(
+        default=None, max_length=64, description="ISO-8601 time of the question; default: now"
+    )
 
 
 class AskOut(BaseModel):

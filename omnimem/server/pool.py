@@ -1,132 +1,230 @@
-"""The memories a server process holds open, and the rules for names and file paths clients send.
+"""The memories a server process holds open, at most ``max_open`` idle ones, least recently used out.
 
-One :class:`MemoryPool` per app: a memory opens on first use and stays open (its SQLite connection,
-its FAISS indexes) until :meth:`MemoryPool.close`. Each memory has a lock; every request that touches
-it holds the lock, so the threadpool that serves sync endpoints never runs two operations on one
-memory at once.
+One :class:`MemoryPool` per app. A memory opens on first use and stays open (its SQLite connection,
+its FAISS indexes) until more than ``max_open`` are open, when the least recently used idle one is
+closed (it reopens on its next use), or until :meth:`MemoryPool.close`. Each memory has a lock that
+every request touching it holds, so the threadpool serving sync endpoints never runs two operations
+on one memory at once.
+
+Opening a memory may load a model (seconds), so it runs outside the pool's own lock: requests to
+memories already open never wait for another memory to open. A per-name guard opens each memory once
+however many requests ask for it together, and makes a request for a memory being closed wait, then
+reopen it. Without a given ``encoder``, memories whose saved configs name the same encoder (name,
+device) share one instance: a :class:`SharedEncoder`, which runs one ``encode`` at a time.
 """
 
 from __future__ import annotations
 
 import logging
-import re
 import threading
-from collections.abc import Iterator
+from collections import OrderedDict
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from omnimem.config import MemoryConfig
+from omnimem.encoders import create_encoder
 from omnimem.errors import ConfigError, NotFound
 from omnimem.memory import Memory
+from omnimem.memory.opening import existing_config
+from omnimem.server.paths import NAME, check_name, confine, is_memory_dir
 
-__all__ = ["MemoryPool", "check_name", "confine", "is_memory_dir"]
+__all__ = ["MemoryPool", "SharedEncoder", "DEFAULT_MAX_OPEN", "check_name", "confine", "is_memory_dir"]
 
 log = logging.getLogger(__name__)
 
-_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
+DEFAULT_MAX_OPEN = 16  # memories a server keeps open; past it the least recently used idle one closes
 
 
-def check_name(name: str) -> str:
-    """``name`` if it is a valid memory name (one directory, no separators, no dots)."""
-    if not isinstance(name, str) or not _NAME.fullmatch(name):
-        raise ConfigError(
-            f"invalid memory name {name!r}: use 1-64 letters, digits, '-' or '_', starting with a letter or digit"
-        )
-    return name
+class SharedEncoder:
+    """One encoder serving several memories; ``encode`` calls run one at a time (a Hugging Face fast
+    tokenizer raises "Already borrowed" when two threads use it at once)."""
 
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner  # the Encoder built by create_encoder
+        self.name = inner.name
+        self.dim = inner.dim
+        self.modalities = tuple(getattr(inner, "modalities", ("text",)))
+        self._lock = threading.Lock()
 
-def is_memory_dir(path: Path) -> bool:
-    return path.is_dir() and ((path / "config.json").exists() or (path / "memory.db").exists())
+    def encode(self, inputs: Sequence[Any], *, modality: str = "text") -> Any:
+        """The inner encoder's ``encode``: float32 ``(len(inputs), dim)``, rows L2-normalised."""
+        with self._lock:
+            return self.inner.encode(inputs, modality=modality)
 
-
-def confine(path: str, allowed_root: Path | None) -> Path:
-    """The real path of ``path`` (relative paths are taken under ``allowed_root``) if it lies inside
-    ``allowed_root``, every symlink resolved; raises :class:`ConfigError` otherwise.
-
-    A folder is accepted only if no file under it resolves outside the root either.
-    """
-    if allowed_root is None:
-        raise ConfigError("ingest by path is disabled: start the server with allowed_root=... (or upload the file)")
-    if "\x00" in path:
-        raise ConfigError("path contains a NUL byte")
-    root = allowed_root.resolve()
-    candidate = Path(path)
-    full = candidate if candidate.is_absolute() else root / candidate
-    real = full.resolve()
-    if not real.is_relative_to(root):
-        raise ConfigError(f"path {path!r} is outside the allowed root {str(root)!r}; pass a path under it")
-    if not real.exists():
-        raise NotFound(f"path {path!r} does not exist under the allowed root")
-    if real.is_dir():
-        for child in real.rglob("*"):
-            if not child.resolve().is_relative_to(root):
-                raise ConfigError(f"{child.relative_to(real)} in {path!r} links outside the allowed root; remove it")
-    return real
+    def __getattr__(self, name: str) -> Any:  # registry_name, device, batch_size ...
+        if name == "inner":  # not set yet (a copy being built): no recursion
+            raise AttributeError(name)
+        return getattr(self.inner, name)
 
 
 @dataclass
 class _Slot:
     memory: Memory
-    lock: threading.Lock = field(default_factory=threading.Lock)
+    lock: threading.Lock = field(default_factory=threading.Lock)  # one operation on the memory at a time
+    users: int = 0  # requests holding or waiting for the lock; only an idle slot (0) is evicted
 
 
 class MemoryPool:
-    """Open memories under ``root``, by name. ``encoder`` / ``config`` apply when opening or creating."""
+    """Open memories under ``root``, by name. ``encoder`` / ``config`` apply when opening or creating;
+    ``max_open`` bounds how many stay open."""
 
-    def __init__(self, root: Path, *, encoder: Any = None, config: Any = None) -> None:
+    def __init__(
+        self, root: Path, *, encoder: Any = None, config: Any = None, max_open: int = DEFAULT_MAX_OPEN
+    ) -> None:  # fmt: skip
+        if isinstance(max_open, bool) or not isinstance(max_open, int) or max_open < 1:
+            raise ConfigError(f"max_open must be an int >= 1 (memories kept open), got {max_open!r}")
         self.root = Path(root)
-        self.encoder = encoder  # an omnimem Encoder for every memory (tests, custom setups); None: config's
+        self.encoder = encoder  # an omnimem Encoder for every memory (tests, custom setups); None: shared by config
         self.config = config  # a MemoryConfig for new memories; None: the default
-        self._slots: dict[str, _Slot] = {}
-        self._lock = threading.Lock()
+        self.max_open = max_open  # open memories past which the least recently used idle one closes
+        self._lock = threading.Lock()  # guards the dicts below; never held while a memory opens or closes
+        self._slots: OrderedDict[str, _Slot] = OrderedDict()  # open memories, least recently used first
+        self._pending: dict[str, threading.Event] = {}  # memories opening or closing: set when done
+        self._encoders: dict[tuple[str, str], SharedEncoder] = {}  # (encoder name, device) -> the shared one
+        self._encoder_locks: dict[tuple[str, str], threading.Lock] = {}  # one model load per key at a time
 
     def names(self) -> list[str]:
         """Names of the memory directories under the root, sorted."""
         if not self.root.is_dir():
             return []
-        return sorted(p.name for p in self.root.iterdir() if _NAME.fullmatch(p.name) and is_memory_dir(p))
+        return sorted(p.name for p in self.root.iterdir() if NAME.fullmatch(p.name) and is_memory_dir(p))
 
     def exists(self, name: str) -> bool:
         return is_memory_dir(self.root / check_name(name))
+
+    def open_names(self) -> list[str]:
+        """Names of the memories open now, least recently used first."""
+        with self._lock:
+            return list(self._slots)
 
     def create(self, name: str) -> None:
         """Create the memory ``name``; raises :class:`ConfigError` if it exists."""
         path = self.root / check_name(name)
         with self._lock:
-            if path.exists():
+            if name in self._slots or name in self._pending or path.exists():
                 raise ConfigError(f"memory {name!r} already exists; use it, or pick another name")
-            self._slots[name] = _Slot(self._open(path, create=True))
+            done = self._pending[name] = threading.Event()
+        self._settle(name, done, lambda: self._open(path, create=True), users=0)
         log.info("created memory %s", path)
 
     @contextmanager
     def use(self, name: str) -> Iterator[Memory]:
         """Hold memory ``name`` (opened on first use) for one operation."""
-        slot = self._slot(name)
-        with slot.lock:
-            yield slot.memory
+        slot = self._acquire(name)
+        try:
+            with slot.lock:
+                yield slot.memory
+        finally:
+            self._release(slot)
 
-    def _slot(self, name: str) -> _Slot:
+    def _acquire(self, name: str) -> _Slot:
+        """The slot of ``name`` with one more user, opening the memory if no other request is."""
         path = self.root / check_name(name)
+        while True:
+            with self._lock:
+                slot = self._slots.get(name)
+                if slot is not None:
+                    slot.users += 1
+                    self._slots.move_to_end(name)
+                    return slot
+                done = self._pending.get(name)
+                if done is None:
+                    if not is_memory_dir(path):
+                        raise NotFound(f"no memory named {name!r}; create it with POST /v1/memories")
+                    done = self._pending[name] = threading.Event()
+                    break
+            done.wait()  # another request opens (or closes) it: then look again
+        return self._settle(name, done, lambda: self._open(path, create=False), users=1)
+
+    def _settle(self, name: str, done: threading.Event, opener: Callable[[], Memory], *, users: int) -> _Slot:
+        """Run ``opener`` (outside the lock); the memory it returns becomes the slot of ``name``."""
+        try:
+            memory = opener()
+        except BaseException:
+            with self._lock:
+                del self._pending[name]
+            done.set()
+            raise
         with self._lock:
-            slot = self._slots.get(name)
-            if slot is None:
-                if not is_memory_dir(path):
-                    raise NotFound(f"no memory named {name!r}; create it with POST /v1/memories")
-                slot = self._slots[name] = _Slot(self._open(path, create=False))
-            return slot
+            slot = self._slots[name] = _Slot(memory, users=users)
+            del self._pending[name]
+        done.set()
+        self._evict()
+        return slot
+
+    def _release(self, slot: _Slot) -> None:
+        with self._lock:
+            slot.users -= 1
+            over = len(self._slots) > self.max_open
+        if over:
+            self._evict()
+
+    def _evict(self) -> None:
+        """Close the least recently used idle memories while more than ``max_open`` are open."""
+        with self._lock:
+            excess = len(self._slots) - self.max_open
+            idle = [(name, slot) for name, slot in self._slots.items() if slot.users == 0][: max(excess, 0)]
+            victims = []
+            for name, slot in idle:  # a request for one waits until it is closed, then reopens it
+                del self._slots[name]
+                done = self._pending[name] = threading.Event()  # not pending while it had a slot
+                victims.append((name, slot, done))
+        for name, slot, done in victims:
+            try:
+                _close(slot)
+                log.info("closed memory %s (least recently used of more than %d)", name, self.max_open)
+            finally:
+                with self._lock:
+                    del self._pending[name]
+                done.set()
 
     def _open(self, path: Path, *, create: bool) -> Memory:
+        encoder = self.encoder
+        if encoder is None:
+            saved = self.config if create else existing_config(path, create=False)
+            encoder = self._shared_encoder(saved or MemoryConfig())
         config = self.config if create else None
-        return Memory.open(path, encoder=self.encoder, config=config, create=create)
+        return Memory.open(path, encoder=encoder, config=config, create=create)
+
+    def _shared_encoder(self, config: MemoryConfig) -> SharedEncoder:
+        """The one encoder of the pool for ``config.encoder`` (its name and device), built on first use."""
+        spec = config.encoder
+        key = (spec.name, spec.device)
+        with self._lock:
+            shared = self._encoders.get(key)
+            if shared is not None:
+                return shared
+            build = self._encoder_locks.setdefault(key, threading.Lock())
+        with build:  # one load per model; other memories and other models do not wait
+            with self._lock:
+                shared = self._encoders.get(key)
+            if shared is None:
+                shared = SharedEncoder(create_encoder(spec.name, device=spec.device, batch_size=spec.batch_size))
+                with self._lock:
+                    self._encoders[key] = shared
+                log.info("loaded encoder %s on %s (shared by the memories that use it)", spec.name, spec.device)
+        return shared
 
     def close(self) -> None:
-        """Close every open memory (safe to call twice)."""
-        with self._lock:
-            slots, self._slots = list(self._slots.values()), {}
+        """Close every open memory, after those opening finish (safe to call twice; the pool stays usable)."""
+        while True:
+            with self._lock:
+                waiting = list(self._pending.values())
+                if not waiting:
+                    slots, self._slots = list(self._slots.values()), OrderedDict()
+                    break
+            for done in waiting:
+                done.wait()
         for slot in slots:
-            with slot.lock:
-                try:
-                    slot.memory.close()
-                except Exception:  # one memory failing to close must not keep the others open
-                    log.exception("closing %s failed", slot.memory.path)
+            _close(slot)
+
+
+def _close(slot: _Slot) -> None:
+    with slot.lock:
+        try:
+            slot.memory.close()
+        except Exception:  # one memory failing to close must not keep the others open
+            log.exception("closing %s failed", slot.memory.path)

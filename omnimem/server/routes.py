@@ -1,8 +1,10 @@
 """The ``/v1`` endpoints: thin handlers that call the library and convert its results to the models.
 
 Handlers are plain ``def`` functions: FastAPI runs them in its threadpool, and the pool's per-memory
-lock keeps one operation per memory at a time. No ``from __future__ import annotations`` here:
-FastAPI reads the handlers' annotations at runtime.
+lock keeps one operation per memory at a time. Every route that names a memory takes it through a
+dependency that calls :func:`~omnimem.server.auth.authorize` (``readable``: read rights,
+``writable``: read-write), so the key's scope is checked before anything else runs. No
+``from __future__ import annotations`` here: FastAPI reads the handlers' annotations at runtime.
 """
 
 import hashlib
@@ -16,8 +18,10 @@ from typing import Annotated, Any
 from omnimem.errors import ConfigError, NotFound
 from omnimem.server import models as m
 from omnimem.server.answering import Answer, EvidenceRow, answer, render, retrieve
-from omnimem.server.pool import MemoryPool, confine
-from omnimem.types import to_iso
+from omnimem.server.auth import authorize, authorize_create, scope_of_request
+from omnimem.server.paths import confine
+from omnimem.server.pool import MemoryPool
+from omnimem.types import to_iso, utc_now
 from omnimem.vlm.base import estimate_tokens
 
 __all__ = ["build_router", "ServerState"]
@@ -35,47 +39,61 @@ class ServerState:
         self.generator = generator  # an omnimem.vlm Generator for /ask and /chat, or None
 
 
-def build_router(state: ServerState, dependencies: list[Any]) -> Any:
-    """The ``/v1`` router over ``state``; ``dependencies`` run before every handler (auth)."""
-    from fastapi import APIRouter
+def build_router(state: ServerState, authenticate: Any) -> Any:
+    """The ``/v1`` router over ``state``; ``authenticate`` (a dependency) runs before every handler
+    and leaves the key's scope on ``request.state.scope``."""
+    from fastapi import APIRouter, Depends
 
-    errors = {code: {"model": m.ErrorOut} for code in (400, 401, 404, 409, 413, 503)}
-    router = APIRouter(prefix="/v1", dependencies=dependencies, responses=errors)
-    _memory_routes(router, state)
-    _item_routes(router, state)
-    _ingest_routes(router, state)
-    _retrieval_routes(router, state)
-    _graph_routes(router, state)
+    errors = {code: {"model": m.ErrorOut} for code in (400, 401, 403, 404, 409, 413, 503)}
+    router = APIRouter(prefix="/v1", dependencies=[Depends(authenticate)], responses=errors)
+    readable, writable = _access(write=False), _access(write=True)
+    _memory_routes(router, state, readable)
+    _item_routes(router, state, readable, writable)
+    _ingest_routes(router, state, writable)
+    _retrieval_routes(router, state, readable, writable)
+    _graph_routes(router, state, readable)
     return router
 
 
-def _name_param() -> Any:
+def _access(*, write: bool) -> Any:
+    """``name: <this>`` in a handler: the memory name from the path, once the key may read (or change) it."""
+    from fastapi import Depends, Request
     from fastapi import Path as PathParam
 
-    return PathParam(pattern=m.NAME_PATTERN, description="memory name")
+    def check(request: Request, name: str = PathParam(pattern=m.NAME_PATTERN, description="memory name")) -> str:
+        authorize(request, name, write=write)
+        return name
+
+    check.__name__ = "writable_memory" if write else "readable_memory"
+    check.write = write  # type: ignore[attr-defined]  # what the route test checks
+    return Annotated[str, Depends(check)]
 
 
-def _memory_routes(router: Any, state: ServerState) -> None:
+def _memory_routes(router: Any, state: ServerState, readable: Any) -> None:
+    from fastapi import Request
+
     pool = state.pool
-    name_param = _name_param()
 
     @router.get("/memories", response_model=m.MemoryList, tags=["memories"])
-    def list_memories() -> m.MemoryList:
-        """The memories under the server root."""
+    def list_memories(request: Request) -> m.MemoryList:
+        """The memories under the server root that the key may see."""
+        scope = scope_of_request(request)
         out = []
         for name in pool.names():
-            with pool.use(name) as mem:
-                out.append(m.MemoryOut(name=name, items=len(mem)))
+            if scope.can_read(name):
+                with pool.use(name) as mem:
+                    out.append(m.MemoryOut(name=name, items=len(mem)))
         return m.MemoryList(memories=out)
 
     @router.post("/memories", response_model=m.MemoryOut, status_code=201, tags=["memories"])
-    def create_memory(body: m.MemoryCreate) -> m.MemoryOut:
-        """Create an empty memory (409 if the name is taken)."""
+    def create_memory(body: m.MemoryCreate, request: Request) -> m.MemoryOut:
+        """Create an empty memory (400 if the name is taken; 403 unless the key may write that name)."""
+        authorize_create(request, body.name)
         pool.create(body.name)
         return m.MemoryOut(name=body.name, items=0)
 
     @router.get("/memories/{name}", response_model=m.MemoryStats, tags=["memories"])
-    def memory_stats(name: str = name_param) -> m.MemoryStats:
+    def memory_stats(name: readable) -> m.MemoryStats:
         """Item count, encoder and graph counts of one memory."""
         with pool.use(name) as mem:
             return m.MemoryStats(
@@ -88,15 +106,14 @@ def _item_out(item: Any) -> dict[str, Any]:
     return {k: v for k, v in asdict(item).items() if k in fields}
 
 
-def _item_routes(router: Any, state: ServerState) -> None:
+def _item_routes(router: Any, state: ServerState, readable: Any, writable: Any) -> None:
     from fastapi import Path as PathParam
 
     pool = state.pool
-    name_param = _name_param()
     id_param = PathParam(min_length=1, max_length=200, description="item id")
 
     @router.post("/memories/{name}/items", response_model=m.ItemsOut, status_code=201, tags=["items"])
-    def add_items(body: m.ItemsCreate, name: str = name_param) -> m.ItemsOut:
+    def add_items(body: m.ItemsCreate, name: writable) -> m.ItemsOut:
         """Remember one text (``text``) or a conversation (``turns``); adding the same twice is a no-op."""
         if (body.text is None) == (body.turns is None):
             raise ConfigError("give exactly one of 'text' (one item) or 'turns' (a conversation)")
@@ -112,13 +129,13 @@ def _item_routes(router: Any, state: ServerState) -> None:
         return m.ItemsOut(ids=ids)
 
     @router.get("/memories/{name}/items/{item_id}", response_model=m.ItemOut, tags=["items"])
-    def get_item(name: str = name_param, item_id: str = id_param) -> m.ItemOut:
+    def get_item(name: readable, item_id: str = id_param) -> m.ItemOut:
         """One stored item."""
         with pool.use(name) as mem:
             return m.ItemOut(**_item_out(mem.get(item_id)))
 
     @router.delete("/memories/{name}/items/{item_id}", response_model=m.ForgetOut, tags=["items"])
-    def forget_item(name: str = name_param, item_id: str = id_param) -> m.ForgetOut:
+    def forget_item(name: writable, item_id: str = id_param) -> m.ForgetOut:
         """Privacy delete: the item and everything derived only from it, everywhere."""
         with pool.use(name) as mem:
             report = mem.forget(item_id)
@@ -127,15 +144,14 @@ def _item_routes(router: Any, state: ServerState) -> None:
         return m.ForgetOut(**asdict(report))
 
 
-def _ingest_routes(router: Any, state: ServerState) -> None:
+def _ingest_routes(router: Any, state: ServerState, writable: Any) -> None:
     from fastapi import File, UploadFile
 
     pool = state.pool
-    name_param = _name_param()
 
     @router.post("/memories/{name}/ingest", response_model=m.IngestOut, tags=["ingest"])
     def ingest_upload(
-        file: Annotated[UploadFile, File(description="a text, image, audio or video file")], name: str = name_param
+        file: Annotated[UploadFile, File(description="a text, image, audio or video file")], name: writable
     ) -> m.IngestOut:
         """Remember an uploaded file (kept under the memory's ``uploads/`` folder as its source)."""
         with pool.use(name) as mem:
@@ -144,7 +160,7 @@ def _ingest_routes(router: Any, state: ServerState) -> None:
         return m.IngestOut(added=report.added, skipped=report.skipped, failed=report.failed)
 
     @router.post("/memories/{name}/ingest/path", response_model=m.IngestOut, tags=["ingest"])
-    def ingest_path(body: m.IngestPath, name: str = name_param) -> m.IngestOut:
+    def ingest_path(body: m.IngestPath, name: writable) -> m.IngestOut:
         """Remember a file or folder under the server's allowed root (no traversal, no symlinks out)."""
         path = confine(body.path, state.allowed_root)
         with pool.use(name) as mem:
@@ -195,15 +211,14 @@ def _answer_fields(result: Answer) -> dict[str, Any]:
     )  # fmt: skip
 
 
-def _retrieval_routes(router: Any, state: ServerState) -> None:
+def _retrieval_routes(router: Any, state: ServerState, readable: Any, writable: Any) -> None:
     from fastapi import Query
 
     pool = state.pool
-    name_param = _name_param()
 
     @router.get("/memories/{name}/search", response_model=m.SearchOut, tags=["retrieval"])
     def search(
-        name: str = name_param, q: str = Query(min_length=1, max_length=m.MAX_QUERY), k: int = Query(10, ge=1, le=100)
+        name: readable, q: str = Query(min_length=1, max_length=m.MAX_QUERY), k: int = Query(10, ge=1, le=100)
     ) -> m.SearchOut:
         """The k items that best match ``q``, best first (dense + BM25, fused)."""
         with pool.use(name) as mem:
@@ -212,7 +227,7 @@ def _retrieval_routes(router: Any, state: ServerState) -> None:
         return m.SearchOut(query=q, hits=out)
 
     @router.post("/memories/{name}/context", response_model=m.ContextOut, tags=["retrieval"])
-    def context(body: m.ContextIn, name: str = name_param) -> m.ContextOut:
+    def context(body: m.ContextIn, name: readable) -> m.ContextOut:
         """Token-budgeted, citable evidence for a prompt."""
         with pool.use(name) as mem:
             rows = retrieve(mem, body.query, budget_tokens=body.budget_tokens)
@@ -220,7 +235,7 @@ def _retrieval_routes(router: Any, state: ServerState) -> None:
         return m.ContextOut(query=body.query, evidence=_evidence_out(rows), tokens=tokens, prompt=render(rows))
 
     @router.post("/memories/{name}/ask", response_model=m.AskOut, tags=["retrieval"])
-    def ask(body: m.AskIn, name: str = name_param) -> m.AskOut:
+    def ask(body: m.AskIn, name: readable) -> m.AskOut:
         """Retrieve, then answer with citations (``answer`` is null without a configured generator)."""
         with pool.use(name) as mem:
             rows = retrieve(mem, body.question, budget_tokens=body.budget_tokens)
@@ -228,27 +243,29 @@ def _retrieval_routes(router: Any, state: ServerState) -> None:
         return m.AskOut(**_answer_fields(result))
 
     @router.post("/memories/{name}/chat", response_model=m.ChatOut, tags=["retrieval"])
-    def chat(body: m.ChatIn, name: str = name_param) -> m.ChatOut:
-        """One chat turn: ``ask``, then remember the question (and the answer) in ``session``."""
+    def chat(body: m.ChatIn, name: writable) -> m.ChatOut:
+        """One chat turn: ``ask``, then remember the question (and the answer) in ``session``, timed
+        ``timestamp`` (default: now), so the same question asked twice is two turns."""
+        asked = to_iso(body.timestamp) or utc_now()  # a bad time is a 400 before any work
         with pool.use(name) as mem:
             rows = retrieve(mem, body.question, budget_tokens=body.budget_tokens)
         result = answer(state.generator, body.question, rows, max_new_tokens=body.max_new_tokens)
-        turns = [{"speaker": body.user, "text": body.question}]
+        turns = [{"speaker": body.user, "text": body.question, "timestamp": asked}]
         if result.answer:
-            turns.append({"speaker": "assistant", "text": result.answer})
+            answered = asked if body.timestamp is not None else utc_now()
+            turns.append({"speaker": "assistant", "text": result.answer, "timestamp": answered})
         with pool.use(name) as mem:
             ids = mem.add_conversation(turns, session=body.session)
         return m.ChatOut(**_answer_fields(result), ids=ids)
 
 
-def _graph_routes(router: Any, state: ServerState) -> None:
+def _graph_routes(router: Any, state: ServerState, readable: Any) -> None:
     from fastapi import Query
 
     pool = state.pool
-    name_param = _name_param()
 
     @router.get("/memories/{name}/graph/entities", response_model=m.EntitiesOut, tags=["graph"])
-    def entities(name: str = name_param, q: str = Query(alias="name", min_length=1, max_length=500)) -> m.EntitiesOut:
+    def entities(name: readable, q: str = Query(alias="name", min_length=1, max_length=500)) -> m.EntitiesOut:
         """The knowledge-graph entities with this name (any type, merges resolved)."""
         with pool.use(name) as mem:
             rows = mem.graph.find_entities(q)
@@ -256,7 +273,7 @@ def _graph_routes(router: Any, state: ServerState) -> None:
 
     @router.get("/memories/{name}/facts", response_model=m.FactsOut, tags=["graph"])
     def facts(
-        name: str = name_param,
+        name: readable,
         entity: str = Query(min_length=1, max_length=500),
         as_of: str | None = Query(None, max_length=64, description="ISO-8601: the facts true at that time"),
     ) -> m.FactsOut:

@@ -68,6 +68,21 @@ def test_context_ask_and_chat_without_a_generator(client):
     assert client.get(base).json()["items"] == 2
 
 
+def test_chat_turns_are_timed(client):
+    base = _memory(client)
+    first = client.post(f"{base}/chat", json={"question": "Are you there?", "session": "c1"}).json()["ids"]
+    again = client.post(f"{base}/chat", json={"question": "Are you there?", "session": "c1"}).json()["ids"]
+    assert first != again and client.get(base).json()["items"] == 2  # the same question twice: two turns
+    stamped = client.get(f"{base}/items/{again[0]}").json()["event_time"]
+    assert stamped and stamped[:4].isdigit()
+    given = client.post(
+        f"{base}/chat", json={"question": "Hello?", "session": "c1", "timestamp": "2023-03-02T10:00:00"}
+    )
+    assert client.get(f"{base}/items/{given.json()['ids'][0]}").json()["event_time"].startswith("2023-03-02T10:00")
+    bad = client.post(f"{base}/chat", json={"question": "Hello?", "timestamp": "not a date"})
+    assert bad.status_code == 400 and client.get(base).json()["items"] == 3
+
+
 def test_ask_with_a_scripted_generator(tmp_path):
     from fastapi.testclient import TestClient
 

@@ -129,10 +129,14 @@ def test_timeline_takes_a_node_its_id_or_an_episode_id(mem):
     texts = lambda items: [i.text for i in items]
     assert texts(mem.timeline(episode)) == texts(mem.timeline("chat")) == texts(mem.timeline(episode.id))
     assert len(mem.timeline(episode)) == 3
-    assert texts(mem.timeline(session)) == texts(mem.timeline(session.id)) == [
-        "I moved to Lisbon last week.",
-        "Lisbon is lovely in spring.",
-    ]
+    assert (
+        texts(mem.timeline(session))
+        == texts(mem.timeline(session.id))
+        == [
+            "I moved to Lisbon last week.",
+            "Lisbon is lovely in spring.",
+        ]
+    )
     with pytest.raises(omnimem.NotFound, match="mem.episodes"):
         mem.timeline("session:chat/nope")
     with pytest.raises(omnimem.ConfigError, match="Node"):

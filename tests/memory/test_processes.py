@@ -106,7 +106,9 @@ def test_open_search_and_context_never_wait_for_a_writer(tmp_path):
 
     path = tmp_path / "m"
     with omnimem.Memory.open(path, encoder=HashEncoder(64)) as mem:
-        mem.add_conversation([{"speaker": "Ann", "text": f"fact {n} about topic {n % 9}"} for n in range(60)], session="s")
+        mem.add_conversation(
+            [{"speaker": "Ann", "text": f"fact {n} about topic {n % 9}"} for n in range(60)], session="s"
+        )
         mem.episodes()
     hold = 8.0
     holder = subprocess.Popen([sys.executable, "-c", HOLDER, str(path / "memory.db"), str(hold)], stdout=subprocess.PIPE, text=True)  # fmt: skip

@@ -30,6 +30,8 @@ def consolidate(memory: Memory, *, resolve: bool = True, progress: Any = False) 
     from omnimem.graph.jobs import build_graph
 
     started = time.perf_counter()
+    while memory.catch_up(limit=500):  # extraction owed on items a crash interrupted
+        pass
     job = build_graph(memory, resolve=resolve, progress=progress)
     observed = _observe_unseen(memory)
     merged = _merge_duplicate_facts(memory)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
+import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import Future
 from pathlib import Path
@@ -43,6 +44,8 @@ __all__ = ["Memory", "TEXT_SPACE", "IMAGE_SPACE"]
 
 log = logging.getLogger(__name__)
 
+GRAPH_JOB = "graph"  # the pending-work note of graph extraction on add
+OWED_GRACE_S = 60.0  # a later add catches up extraction owed on items at least this old (seconds)
 TEXT_SPACE = "text"  # the embedding space of the text encoder
 IMAGE_SPACE = "image"  # the embedding space of the image encoder (CLIP-like: text and images)
 
@@ -253,12 +256,14 @@ class Memory:
                 raise ConfigError(f"this memory has no {space!r} space; open it with the encoder for it")
             spaces[space] = value
         befores = {space: self.indexes[space].generation for space in spaces}
-        added = set(self.store.add(fresh, spaces))
+        jobs = (GRAPH_JOB,) if self.config.graph.extract_on_add else ()
+        added = set(self.store.add(fresh, spaces, jobs=jobs))
         for space, (ids, array) in spaces.items():
             rows = [n for n, i in enumerate(ids) if i in added]
             self.indexes[space].applied([ids[n] for n in rows], array[rows], befores[space])
-        if self.config.graph.extract_on_add and added:
+        if jobs:
             self._extract([it for it in fresh if it.id in added])
+            self.catch_up(older_than_s=OWED_GRACE_S)
         return [it.id for it in items]
 
     # -- the knowledge graph (omnimem.graph) -------------------------------------------------
@@ -274,7 +279,10 @@ class Memory:
     def _extract(self, items: list[Item]) -> None:
         """Graph rows for newly added (committed) items. A failing batch is retried item by item, so
         one bad item leaves only itself without graph links; ``omnimem graph build`` processes every
-        item without links later. A failure here never loses an item."""
+        item without links later. A failure here never loses an item. The items' ``pending`` note
+        (written with them) is cleared once tried, so a crash before then is caught up later."""
+        if not items:
+            return
         try:
             self.builder.add_items(items)
             self.semantic.observe([it.id for it in items])
@@ -284,6 +292,19 @@ class Memory:
                     self._extract([item])
                 return
             log.warning("graph extraction skipped for item %s (%s); run 'omnimem graph build' to retry", items[0].id, e)
+        self.store.finish(GRAPH_JOB, [it.id for it in items])
+
+    def catch_up(self, *, older_than_s: float = 0.0, limit: int = 256) -> int:
+        """Run graph extraction owed on items whose add committed but whose extraction never ran (a
+        process killed in between); returns how many items it processed. ``older_than_s``: leave items
+        stored more recently alone (another process may be extracting them right now)."""
+        self._check_open()
+        before = to_iso(time.time() - older_than_s) if older_than_s else None
+        owed = [i for i in self.store.get(self.store.pending(GRAPH_JOB, limit, added_before=before)) if i is not None]
+        if owed:
+            log.info("catching up graph extraction on %d item(s) a crash left without it", len(owed))
+            self._extract(owed)
+        return len(owed)
 
     # -- semantic memory: facts over time (omnimem.memory.semantic) --------------------------
     def facts(

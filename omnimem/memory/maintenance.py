@@ -2,7 +2,8 @@
 
 SQLite's integrity check and the FTS5 index's own check; each vector index's ids against the vectors
 SQLite holds for its space; the graph's links against the items. Drift in what is derived is repaired
-(FTS rebuilt, index re-synced, orphan graph links dropped); damage to the database itself is only
+(FTS rebuilt, index re-synced, orphan graph links dropped, graph extraction a crash left undone
+run); damage to the database itself is only
 reported: its fix is a backup, which the report says.
 """
 
@@ -46,9 +47,13 @@ def _check(memory: Memory, repair: bool, report: dict[str, Any]) -> None:
     orphans = memory.graph.orphan_items()  # graph links of items that are gone (a pre-0.2 delete, a crash)
     if repair and orphans:
         memory.graph.delete_item_links(orphans)
-    report["graph"] = {"orphan_items": len(orphans), "repaired": bool(repair and orphans)}
+    owed = len(store.pending("graph", 1_000_000))  # extraction a crash left undone (see Memory.catch_up)
+    if repair and owed:
+        while memory.catch_up(limit=500):
+            pass
+    report["graph"] = {"orphan_items": len(orphans), "owed_items": owed, "repaired": bool(repair and (orphans or owed))}
     report["ok"] = (
         not problems
         and all(v["repaired"] or not (v["missing"] or v["extra"]) for v in report["indexes"].values())
-        and (not orphans or bool(repair))
+        and (not (orphans or owed) or bool(repair))
     )

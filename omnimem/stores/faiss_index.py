@@ -14,6 +14,7 @@ import json
 import math
 import os
 import tempfile
+import zlib
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
@@ -114,8 +115,10 @@ class FaissIndex:
         faiss = _faiss()
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        meta = {"dim": self.dim, "generation": generation, "ntotal": len(self), "ids": self.ids()}
-        _atomic_write(path, faiss.serialize_index(self._index).tobytes())
+        data = faiss.serialize_index(self._index).tobytes()
+        # the two files are renamed one after the other: the checksum tells a pair from two saves apart
+        meta = {"dim": self.dim, "generation": generation, "ntotal": len(self), "crc32": zlib.crc32(data), "ids": self.ids()}  # fmt: skip
+        _atomic_write(path, data)
         _atomic_write(Path(f"{path}.ids.json"), json.dumps(meta).encode("utf-8"))
 
     @classmethod
@@ -129,8 +132,10 @@ class FaissIndex:
         path = Path(path)
         try:
             meta = json.loads(Path(f"{path}.ids.json").read_text(encoding="utf-8"))
-            raw = np.frombuffer(path.read_bytes(), dtype=np.uint8)
-            index = faiss.deserialize_index(raw)
+            data = path.read_bytes()
+            if isinstance(meta, dict) and meta.get("crc32", zlib.crc32(data)) != zlib.crc32(data):
+                raise ValueError("the index file and its id map come from different saves")
+            index = faiss.deserialize_index(np.frombuffer(data, dtype=np.uint8))
         except (OSError, ValueError, RuntimeError) as e:
             raise CorruptInput(f"cannot read vector index {path} ({e}); it will be rebuilt from SQLite") from e
         ids, generation = meta.get("ids") if isinstance(meta, dict) else None, None

@@ -91,8 +91,14 @@ def _migration_1(db: sqlite_utils.Database) -> None:
 
 
 def _migration_meta(db: sqlite_utils.Database) -> None:
-    """Schema 4: a key-value ``meta`` table (how this memory derives turn ids, see ``turn_ids``)."""
+    """Schema 4: a key-value ``meta`` table (how this memory derives turn ids, see ``turn_ids``) and
+    the ``pending`` table of work owed on committed items."""
     db.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+    # Work owed on committed items (graph extraction after an add): written in the items' own
+    # transaction, cleared when done, so a process killed in between leaves a note, not a gap.
+    db.execute(
+        "CREATE TABLE pending (job TEXT NOT NULL, item_id TEXT NOT NULL, PRIMARY KEY (job, item_id)) WITHOUT ROWID"
+    )
     if FTS_SECURE_DELETE:
         db.execute("INSERT INTO items_fts(items_fts, rank) VALUES ('secure-delete', 1)")
 
@@ -221,7 +227,11 @@ class SQLiteRecordStore(ArchiveMixin):
                 raise translate(e, self.path) from e
 
     # -- items -------------------------------------------------------------------------------
-    def add(self, items: Sequence[Item], vectors: Mapping[str, Vectors] | None = None) -> list[str]:
+    def add(
+        self, items: Sequence[Item], vectors: Mapping[str, Vectors] | None = None, *, jobs: Sequence[str] = ()
+    ) -> list[str]:
+        """Insert the items not yet stored, their vectors and, for each of ``jobs``, a note that the job
+        is owed on them (:meth:`pending`), in one transaction; returns the ids inserted."""
         vectors = {space: vector_rows(space, v) for space, v in (vectors or {}).items()}
         added: list[str] = []
         with self.transaction() as conn:
@@ -234,6 +244,9 @@ class SQLiteRecordStore(ArchiveMixin):
                 if cursor.rowcount:
                     added.append(item.id)
             fresh = set(added)
+            conn.executemany(
+                "INSERT OR IGNORE INTO pending (job, item_id) VALUES (?, ?)", [(j, i) for j in jobs for i in added]
+            )
             touch_nodes(conn, node_keys(item for item in items if item.id in fresh))
             for space, (dim, rows) in vectors.items():
                 new_rows = [(i, v) for i, v in rows.items() if i in fresh]
@@ -241,6 +254,22 @@ class SQLiteRecordStore(ArchiveMixin):
                     self._put_vector(conn, space, item_id, vector)
                 self._touch_space(conn, space, dim, bump=bool(new_rows))
         return added
+
+    def pending(self, job: str, limit: int = 500, *, added_before: str | None = None) -> list[str]:
+        """Ids of items ``job`` is still owed on (their add committed, the job's work did not); with
+        ``added_before`` (ISO-8601 UTC), only items stored before then."""
+        if added_before is None:
+            return [r[0] for r in self._read("SELECT item_id FROM pending WHERE job = ? LIMIT ?", (job, int(limit)))]
+        sql = (
+            "SELECT p.item_id FROM pending p JOIN items i ON i.id = p.item_id"
+            " WHERE p.job = ? AND i.ingest_time < ? LIMIT ?"
+        )
+        return [r[0] for r in self._read(sql, (job, added_before, int(limit)))]
+
+    def finish(self, job: str, ids: Sequence[str]) -> None:
+        """``job`` is done (or given up) on these items."""
+        with self.transaction() as conn:
+            conn.executemany("DELETE FROM pending WHERE job = ? AND item_id = ?", [(job, i) for i in ids])
 
     def get(self, ids: Sequence[str]) -> list[Item | None]:
         found: dict[str, Item] = {}
@@ -286,6 +315,7 @@ class SQLiteRecordStore(ArchiveMixin):
                 spaces.update(r[0] for r in conn.execute("SELECT space FROM vectors WHERE item_id = ?", (item_id,)))
                 conn.execute("DELETE FROM vectors WHERE item_id = ?", (item_id,))
                 conn.execute("DELETE FROM item_stats WHERE item_id = ?", (item_id,))
+                conn.execute("DELETE FROM pending WHERE item_id = ?", (item_id,))
                 if conn.execute("DELETE FROM items WHERE id = ?", (item_id,)).rowcount:
                     deleted.append(item_id)
             for space in spaces:

@@ -382,3 +382,38 @@ def test_a_text_over_the_parsers_limit_is_stored_and_extracted_in_pieces(tmp_pat
         assert mem.graph.items_with_links(ids) == set(ids)  # the long text and its batch-mate
         mentions = [m for m in mem.graph.mentions(item_ids=[ids[0]]) if m.surface == "Paris"]
         assert mentions and all(long[m.start : m.end] == "Paris" for m in mentions)  # offsets into the whole text
+
+
+def test_extraction_a_crash_left_undone_is_caught_up(tmp_path, hash_encoder, monkeypatch):
+    import omnimem.memory.core as core
+
+    path = tmp_path / "m"
+    with omnimem.Memory.open(path, encoder=hash_encoder) as mem:
+        monkeypatch.setattr(mem, "_extract", lambda items: None)  # killed after the commit, before extraction
+        ids = mem.add(["Alice moved to Berlin in March.", "Bob works at Acme in Paris."])
+    monkeypatch.undo()
+    with omnimem.Memory.open(path) as mem:
+        assert mem.add(["Alice moved to Berlin in March."]) == ids[:1]  # a retry is a no-op ...
+        assert mem.graph.items_with_links(ids) == set()  # ... and today's add leaves their extraction owed
+        report = mem.check(repair=False)
+        assert report["graph"]["owed_items"] == 2 and not report["ok"]
+        monkeypatch.setattr(core, "OWED_GRACE_S", 0.0)  # the next add catches up items old enough
+        mem.add("Carol lives in Rome.")
+        assert mem.graph.items_with_links(ids) == set(ids)
+        assert mem.check(repair=False)["graph"]["owed_items"] == 0
+
+
+def test_an_index_pair_from_two_saves_is_rebuilt(tmp_path, hash_encoder):
+    path = tmp_path / "m"
+    with omnimem.Memory.open(path, encoder=hash_encoder) as mem:
+        first = mem.add(["alpha beta", "gamma delta"])
+        mem.indexes["text"].save()
+        old_index = (path / "index" / "text.faiss").read_bytes()
+        mem.delete(first[0])
+        second = mem.add(["epsilon zeta"])  # same size, other ids
+        mem.indexes["text"].save()
+    (path / "index" / "text.faiss").write_bytes(old_index)  # killed between the two renames of a save
+    with omnimem.Memory.open(path) as mem:
+        assert mem.indexes["text"].last_report.rebuilt
+        assert mem.search("epsilon zeta", k=1, retrievers=("dense",))[0].id == second[0]
+        assert sorted(mem.indexes["text"].index.ids()) == sorted([first[1], second[0]])

@@ -114,6 +114,11 @@ class MediaConfig:
     ocr_min_score: float = 0.5  # OCR lines below this confidence (0..1) are dropped
     transcriber: str = "tiny.en"  # "tiny.en", "base" or a faster-whisper model directory
     language: str | None = None  # speech language code, None = detect (tiny.en is English only)
+    vad: bool = True  # transcribe only what the Silero VAD hears as speech (music and noise give no text)
+    vad_threshold: float = 0.5  # Silero speech probability (0..1) above which audio counts as speech
+    no_speech_threshold: float | None = 0.6  # Whisper no-speech probability (0..1): an unsure window above is silence
+    logprob_threshold: float | None = -1.0  # segments whose mean token log-probability stays below are dropped
+    compression_ratio_threshold: float | None = 2.4  # segments whose gzip ratio is above (a loop) are dropped
     audio_text_model: str | None = None  # a CLAP directory (save_pretrained): grounds facts in query audio
     sample_fps: float = 1.0  # video frames analysed per second
     segment_s: float = 30.0  # target video segment length, seconds (snapped to scene cuts)
@@ -130,6 +135,19 @@ class MediaConfig:
         )
         _check(0 <= self.ocr_min_score <= 1, "media.ocr_min_score must be in [0, 1]")
         _check(bool(self.transcriber), "media.transcriber must name a model")
+        _check(0 < self.vad_threshold < 1, f"media.vad_threshold must be in (0, 1), got {self.vad_threshold}")
+        _check(
+            self.no_speech_threshold is None or 0 <= self.no_speech_threshold <= 1,
+            "media.no_speech_threshold must be in [0, 1] or None",
+        )
+        _check(
+            self.logprob_threshold is None or self.logprob_threshold <= 0,
+            "media.logprob_threshold is a log-probability: <= 0, or None",
+        )
+        _check(
+            self.compression_ratio_threshold is None or self.compression_ratio_threshold > 0,
+            "media.compression_ratio_threshold must be positive or None",
+        )
         _check(self.sample_fps > 0 and self.segment_s > 0, "media.sample_fps and media.segment_s must be positive")
         _check(self.max_keyframes > 0, "media.max_keyframes must be positive")
         _check(self.text_chunk_chars >= 100, "media.text_chunk_chars must be >= 100")

@@ -105,3 +105,31 @@ def test_chat_repl_through_stdin(tmp_path):
 
     with Memory.open(path) as mem:
         assert any("Pixel" in mem.get(i).text for i in mem.store.ids())  # the turns were written back
+
+
+def test_ingest_of_a_garbage_mp3_is_a_failure_exit_1(tmp_path, capsys):
+    path = _hash_memory(tmp_path)
+    garbage = tmp_path / "song.mp3"
+    garbage.write_bytes(bytes(range(256)) * 8)  # named like audio, holds no audio
+    assert main(["ingest", path, str(garbage)]) == 1
+    out = capsys.readouterr().out
+    assert "failed 1" in out and f"failed {garbage}: {garbage} is named like an audio file" in out
+
+
+def test_ingest_goes_on_past_bad_files_and_exits_1(tmp_path, capsys):
+    path = _hash_memory(tmp_path)
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "trip.md").write_text("We visited the lighthouse on Tuesday.")
+    (docs / "broken.jpg").write_bytes(b"\x00" * 300)
+    (docs / "empty.mp4").write_bytes(b"")
+    (docs / "notes.txt").write_bytes("Réunion à Zürich".encode("latin-1"))
+    (docs / "loop").symlink_to(docs / "loop")
+    assert main(["ingest", path, str(docs), "--json"]) == 1
+    report = json.loads(capsys.readouterr().out)
+    assert set(report["added"]) == {str(docs / "trip.md"), str(docs / "notes.txt")}
+    assert set(report["failed"]) == {str(docs / n) for n in ("broken.jpg", "empty.mp4", "loop")}
+    assert all(name in why for name, why in report["failed"].items())
+    assert "cp1252" in report["notes"][str(docs / "notes.txt")]
+    assert main(["search", path, "lighthouse", "--json"]) == 0  # the memory kept the good files
+    assert "lighthouse" in json.loads(capsys.readouterr().out.splitlines()[0])["text"]

@@ -1,9 +1,10 @@
-"""Media files by content: kind detection, safe opening, streaming 16 kHz mono audio, image loading.
+"""Media files by content: kind detection, safe opening, streaming 16 kHz mono audio, image loading,
+text decoding.
 
 A file's kind comes from its bytes (magic numbers, then a PIL / PyAV probe), never from its name, so a
-renamed non-media file is refused with :class:`~omnimem.errors.CorruptInput` naming it. Audio is
-decoded and resampled by PyAV (FFmpeg's swresample) in bounded chunks, so memory does not grow with
-the length of the recording.
+renamed non-media file is refused with :class:`~omnimem.errors.CorruptInput` naming it; the name only
+says what the file claims to be (:func:`named_kind`). Audio is decoded and resampled by PyAV (FFmpeg's
+swresample) in bounded chunks, so memory does not grow with the length of the recording.
 """
 
 from __future__ import annotations
@@ -26,12 +27,23 @@ __all__ = [
     "load_audio",
     "load_image",
     "has_audio",
+    "named_kind",
+    "read_text",
+    "FALLBACK_ENCODING",
 ]
 
 log = logging.getLogger(__name__)
 
 SAMPLE_RATE = 16_000  # Hz; what Whisper-family models expect
 MAX_IMAGE_PIXELS = 200_000_000  # larger images are refused (decompression-bomb guard)
+FALLBACK_ENCODING = "cp1252"  # text that is not UTF-8: Windows-1252 (reads Latin-1's printable bytes too)
+
+# What a file's name claims it holds; the content decides what it is.
+_NAMED_KINDS: dict[str, frozenset[str]] = {
+    "image": frozenset({".jpg", ".jpeg", ".png", ".gif", ".bmp", ".tif", ".tiff", ".webp"}),
+    "audio": frozenset({".mp3", ".wav", ".flac", ".ogg", ".oga", ".opus", ".m4a", ".aac", ".wma", ".aif", ".aiff"}),
+    "video": frozenset({".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".wmv", ".flv", ".mpg", ".mpeg", ".3gp"}),
+}
 
 # Leading bytes of image formats; video/audio containers are told apart by a PyAV probe instead,
 # since one container (mp4, ogg, matroska) can hold either.
@@ -92,6 +104,44 @@ def detect_kind(path: str | os.PathLike[str]) -> str | None:
         return "image"
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
         return None
+
+
+def named_kind(path: str | os.PathLike[str]) -> str | None:
+    """``"image"`` | ``"audio"`` | ``"video"`` that the file's extension claims, or None (not a media name)."""
+    suffix = Path(path).suffix.lower()
+    return next((kind for kind, suffixes in _NAMED_KINDS.items() if suffix in suffixes), None)
+
+
+def read_text(path: str | os.PathLike[str]) -> tuple[str, str]:
+    """``(text, encoding)`` of a text file: UTF-8 (a byte-order mark is dropped), BOM-marked UTF-16, else
+    :data:`FALLBACK_ENCODING` (logged: the caller records it).
+
+    Content that decodes mostly to control characters (NUL, escape codes) is binary, not text, and
+    raises :class:`CorruptInput` naming the file.
+    """
+    path = _check_file(path)
+    data = path.read_bytes()
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        try:
+            return data.decode("utf-16"), "utf-16"
+        except UnicodeDecodeError as e:
+            raise CorruptInput(f"{path} starts like UTF-16 text but is not ({e}); convert it to UTF-8") from e
+    try:
+        return data.decode("utf-8-sig"), "utf-8"
+    except UnicodeDecodeError:
+        pass
+    try:
+        text, encoding = data.decode(FALLBACK_ENCODING), FALLBACK_ENCODING
+    except UnicodeDecodeError:  # the five bytes Windows-1252 leaves undefined: Latin-1 reads any byte
+        text, encoding = data.decode("latin-1"), "latin-1"
+    controls = sum(1 for ch in text if ord(ch) < 32 and ch not in "\t\n\r\f\v")
+    if controls > len(text) // 100:
+        raise CorruptInput(
+            f"{path} holds binary data, not text ({controls} control bytes); if it is text in another encoding"
+            " (UTF-16 without a byte-order mark, UTF-32), convert it to UTF-8: iconv -f <its encoding> -t UTF-8"
+        )
+    log.warning("%s is not UTF-8; read it as %s", path, encoding)
+    return text, encoding
 
 
 def open_container(path: str | os.PathLike[str]) -> Any:

@@ -7,12 +7,20 @@ seconds so words are rarely split; window timestamps are offset back to the file
 previous window's last sentence conditions the next one (Whisper's ``initial_prompt``). Memory holds
 one window plus one decode chunk, whatever the length.
 
+Speech that is not there: Whisper writes fluent text over music and noise ("Thank you.", "I'm going
+to go to the next one."). Two guards drop it. The Silero voice-activity detector that ships inside
+faster-whisper (an ONNX file in the wheel, no download) keeps only the stretches that sound like speech
+before decoding; then a segment is dropped when Whisper's own signals say it is not speech (its text
+has no word, its mean token log-probability stayed below ``logprob_threshold`` through the whole
+temperature fallback, or its text is a repetition loop, Radford et al. 2022, section 4.5).
+
 Backends: faster-whisper (CTranslate2; default, the packaged Whisper tiny.en, or the packaged
 multilingual base model joined once into a cache directory) and openai-whisper (PyTorch checkpoints).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import shutil
@@ -35,6 +43,8 @@ __all__ = [
     "WhisperTranscriber",
     "audio_windows",
     "packaged_whisper_path",
+    "speech_spans",
+    "not_speech",
 ]
 
 log = logging.getLogger(__name__)
@@ -61,6 +71,9 @@ class Segment:
     t_end: float  # seconds
     words: tuple[Word, ...] = ()  # word spans, when TranscribeConfig.word_timestamps is on
     language: str | None = None  # ISO 639-1 code the model decoded in, when known
+    avg_logprob: float | None = None  # mean token log-probability of the decode (<= 0), when known
+    no_speech_prob: float | None = None  # Whisper's probability that the window holds no speech, 0..1
+    compression_ratio: float | None = None  # gzip compression ratio of the text (high: a repetition loop)
 
 
 @dataclass(frozen=True)
@@ -73,9 +86,17 @@ class TranscribeConfig:
     beam_size: int = 1  # 1 is greedy decoding (fast on CPU); 5 is Whisper's default beam search
     temperatures: tuple[float, ...] = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)  # fallback schedule; (0.0,) is deterministic
     word_timestamps: bool = False  # align words by cross-attention (slower)
-    vad_filter: bool = False  # faster-whisper only: skip non-speech with the Silero VAD
     condition_on_previous: bool = True  # prompt each window with the previous window's last segment
     silence_rms: float = 1e-3  # windows whose RMS level is below this are skipped (no hallucinated text)
+    vad_filter: bool = True  # decode only what the Silero VAD hears as speech (music, noise are cut out)
+    vad_threshold: float = 0.5  # Silero speech probability (0..1) above which a 32 ms frame is speech
+    vad_min_speech_s: float = 0.25  # VAD speech stretches shorter than this are dropped (a click, a note), s
+    no_speech_threshold: float | None = 0.6  # Whisper: a window with no-speech probability above this and a
+    # mean log-probability below logprob_threshold is silence, not retried (None: off)
+    logprob_threshold: float | None = -1.0  # a decode whose mean token log-probability is below this is
+    # retried at the next temperature; a segment still below it after the last one is dropped (None: off)
+    compression_ratio_threshold: float | None = 2.4  # text whose gzip ratio is above this is a repetition
+    # loop: retried at the next temperature, dropped if it stays one (None: off)
 
     def __post_init__(self) -> None:
         if not 1.0 <= self.window_s <= 30.0:
@@ -90,6 +111,23 @@ class TranscribeConfig:
             raise ConfigError(f"beam_size must be >= 1, got {self.beam_size}")
         if not self.temperatures or any(t < 0 for t in self.temperatures):
             raise ConfigError(f"temperatures must be a non-empty tuple of values >= 0, got {self.temperatures}")
+        if not 0 < self.vad_threshold < 1 or self.vad_min_speech_s < 0:
+            raise ConfigError(
+                f"vad_threshold must be in (0, 1) and vad_min_speech_s >= 0, got {self.vad_threshold},"
+                f" {self.vad_min_speech_s}"
+            )
+        if self.no_speech_threshold is not None and not 0 <= self.no_speech_threshold <= 1:
+            raise ConfigError(f"no_speech_threshold must be in [0, 1] or None, got {self.no_speech_threshold}")
+        if self.logprob_threshold is not None and self.logprob_threshold > 0:
+            raise ConfigError(f"logprob_threshold is a log-probability: <= 0 or None, got {self.logprob_threshold}")
+        if self.compression_ratio_threshold is not None and self.compression_ratio_threshold <= 0:
+            raise ConfigError(
+                f"compression_ratio_threshold must be positive or None, got {self.compression_ratio_threshold}"
+            )
+
+    def vad_options(self) -> dict[str, Any]:
+        """faster-whisper's ``VadOptions`` fields for this config."""
+        return {"threshold": self.vad_threshold, "min_speech_duration_ms": round(self.vad_min_speech_s * 1000)}
 
 
 @runtime_checkable
@@ -155,16 +193,56 @@ def _stream(
             continue
         segments, detected = decode(window, language, prompt)
         language = language or detected  # detect once, on the first window, then keep it
+        kept = []
         for seg in segments:
+            why = not_speech(seg, config)
+            if why is not None:
+                log.info("dropped %r at %.1f-%.1f s: %s", seg.text, offset + seg.t_start, offset + seg.t_end, why)
+                continue
             start = min(max(seg.t_start, 0.0), length)
             end = min(max(seg.t_end, start), length)
             words = tuple(
                 Word(w.text, offset + min(w.t_start, length), offset + min(w.t_end, length), w.probability)
                 for w in seg.words
             )
-            yield Segment(seg.text, offset + start, offset + end, words, language)
-        if config.condition_on_previous and segments:
-            prompt = segments[-1].text
+            kept.append(seg)
+            yield dataclasses.replace(seg, t_start=offset + start, t_end=offset + end, words=words, language=language)
+        if config.condition_on_previous and kept:
+            prompt = kept[-1].text  # never text that was dropped as not speech
+
+
+def not_speech(segment: Segment, config: TranscribeConfig) -> str | None:
+    """Why a decoded segment is not speech (music, noise, a hallucination), or None to keep it.
+
+    Whisper's own signals (Radford et al. 2022, section 4.5): text without a letter or digit ("...",
+    "♪"); a mean token log-probability under ``logprob_threshold`` after the whole temperature fallback
+    (the model never became confident, as over music); a gzip compression ratio over
+    ``compression_ratio_threshold`` (a repetition loop).
+    """
+    if not any(ch.isalnum() for ch in segment.text):
+        return "no words"
+    lp, cr = segment.avg_logprob, segment.compression_ratio
+    if config.logprob_threshold is not None and lp is not None and lp < config.logprob_threshold:
+        return f"mean log-probability {lp:.2f} < logprob_threshold {config.logprob_threshold}"
+    if config.compression_ratio_threshold is not None and cr is not None and cr > config.compression_ratio_threshold:
+        return f"compression ratio {cr:.2f} > compression_ratio_threshold {config.compression_ratio_threshold}"
+    return None
+
+
+def speech_spans(window: np.ndarray, config: TranscribeConfig) -> list[tuple[float, float]]:
+    """``[(start_s, end_s), ...]`` of speech in a float32 16 kHz window, by the Silero VAD in faster-whisper.
+
+    The model is the ONNX file inside the faster-whisper wheel (loaded once, no download).
+    """
+    try:
+        from faster_whisper.vad import VadOptions, get_speech_timestamps
+    except ImportError as e:
+        raise BackendUnavailable(
+            "the voice-activity detector ships with faster-whisper; install it with: pip install 'omnimem[audio]',"
+            " or switch it off with TranscribeConfig(vad_filter=False)"
+        ) from e
+    chunks = get_speech_timestamps(window, VadOptions(**config.vad_options()), sampling_rate=SAMPLE_RATE)
+    return [(c["start"] / SAMPLE_RATE, c["end"] / SAMPLE_RATE) for c in chunks]
 
 
 # --- faster-whisper ----------------------------------------------------------------------------
@@ -262,8 +340,10 @@ class FasterWhisperTranscriber:
         c = self.config
         segments, info = self.model.transcribe(
             window, language=language, beam_size=c.beam_size, temperature=list(c.temperatures),
-            word_timestamps=c.word_timestamps, vad_filter=c.vad_filter, initial_prompt=prompt,
-            condition_on_previous_text=c.condition_on_previous,
+            word_timestamps=c.word_timestamps, initial_prompt=prompt,
+            condition_on_previous_text=c.condition_on_previous, vad_filter=c.vad_filter, vad_parameters=c.vad_options() if c.vad_filter else None,
+            no_speech_threshold=c.no_speech_threshold, log_prob_threshold=c.logprob_threshold,
+            compression_ratio_threshold=c.compression_ratio_threshold,
         )  # fmt: skip
         out = [
             Segment(
@@ -271,6 +351,9 @@ class FasterWhisperTranscriber:
                 float(s.start),
                 float(s.end),
                 tuple(Word(w.word, float(w.start), float(w.end), float(w.probability)) for w in s.words or ()),
+                avg_logprob=float(s.avg_logprob),
+                no_speech_prob=float(s.no_speech_prob),
+                compression_ratio=float(s.compression_ratio),
             )  # fmt: skip
             for s in segments
             if s.text.strip()
@@ -324,10 +407,19 @@ class WhisperTranscriber:
         import whisper
 
         c = self.config
+        # openai-whisper has no VAD of its own: the same Silero spans become the clips it decodes.
+        clips: str | list[float] = "0"
+        if c.vad_filter:
+            spans = speech_spans(window, c)
+            if not spans:
+                return [], language
+            clips = [t for span in spans for t in span]
         with torch.inference_mode():
             result = whisper.transcribe(
                 self.model, window, language=language, temperature=c.temperatures, beam_size=c.beam_size if c.beam_size > 1 else None,
                 word_timestamps=c.word_timestamps, initial_prompt=prompt, condition_on_previous_text=c.condition_on_previous,
+                no_speech_threshold=c.no_speech_threshold, logprob_threshold=c.logprob_threshold,
+                compression_ratio_threshold=c.compression_ratio_threshold, clip_timestamps=clips,
                 fp16=False, verbose=None,
             )  # fmt: skip
         out = [
@@ -339,6 +431,9 @@ class WhisperTranscriber:
                     Word(w["word"], float(w["start"]), float(w["end"]), float(w["probability"]))
                     for w in s.get("words", ())
                 ),
+                avg_logprob=float(s["avg_logprob"]),
+                no_speech_prob=float(s["no_speech_prob"]),
+                compression_ratio=float(s["compression_ratio"]),
             )  # fmt: skip
             for s in result["segments"]
             if s["text"].strip()

@@ -9,11 +9,17 @@ first use and are shared by every file of a session.
   image space when the memory has an image encoder; the image bytes go to the blob store.
 - audio: transcript segments from the streaming transcriber grouped into windows of at most
   ``media.segment_s`` seconds (a phrase is too small a unit to retrieve); each window keeps its
-  ``t_start``/``t_end`` and the phrase-level transcript with timestamps in its metadata.
+  ``t_start``/``t_end`` and the phrase-level transcript with timestamps in its metadata. Only speech
+  is transcribed (``media.vad`` and Whisper's confidence thresholds): music and noise give no items.
 - video: segments of ~``media.segment_s`` seconds snapped to scene cuts; each segment's text is the
   transcript spoken in its span plus the text read on its keyframes; keyframes are stored as JPEG
   blobs, listed in the segment's metadata, and become image items of their own (OCR text, image
   vector) so visual search lands on a frame and its second.
+- folders (:meth:`MediaIngestor.ingest`): a file's kind comes from its content; a file named as media
+  whose content is not, an empty file, a broken or looping link, an unreadable file is a failure in
+  the report and the batch goes on. Text that is not UTF-8 is read as Windows-1252 (a superset of
+  Latin-1's printable characters), recorded in the item's metadata and in the report's notes; text
+  holding binary control bytes is refused.
 """
 
 from __future__ import annotations
@@ -28,10 +34,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from omnimem.errors import ConfigError, CorruptInput, NotFound, OmnimemError
+from omnimem.errors import ConfigError, CorruptInput, NotFound, OmnimemError, StorageError
 from omnimem.types import Item
 
 if TYPE_CHECKING:  # pragma: no cover
+    from omnimem.config import MediaConfig
+    from omnimem.encoders.transcribe import TranscribeConfig
     from omnimem.memory.core import Memory
 
 __all__ = ["MediaIngestor", "IngestReport", "Progress", "file_digest", "query_video"]
@@ -56,8 +64,9 @@ class IngestReport:
     """What :meth:`MediaIngestor.ingest` did, file by file."""
 
     added: dict[str, int] = field(default_factory=dict)  # path -> items written
-    skipped: dict[str, str] = field(default_factory=dict)  # path -> why (already there, not media ...)
-    failed: dict[str, str] = field(default_factory=dict)  # path -> the error message
+    skipped: dict[str, str] = field(default_factory=dict)  # path -> why (already there, not media, no speech ...)
+    failed: dict[str, str] = field(default_factory=dict)  # path -> the error message (names the file and the fix)
+    notes: dict[str, str] = field(default_factory=dict)  # path -> what to know about an added file (its encoding)
 
     @property
     def ok(self) -> bool:
@@ -66,6 +75,7 @@ class IngestReport:
     def __str__(self) -> str:
         lines = [f"added {len(self.added)} file(s), skipped {len(self.skipped)}, failed {len(self.failed)}"]
         lines += [f"  failed {path}: {why}" for path, why in self.failed.items()]
+        lines += [f"  note {path}: {why}" for path, why in self.notes.items()]
         return "\n".join(lines)
 
 
@@ -117,7 +127,7 @@ class MediaIngestor:
         if self._transcriber is None:
             from omnimem.encoders import create_transcriber
 
-            self._transcriber = create_transcriber(self.config.transcriber)
+            self._transcriber = create_transcriber(self.config.transcriber, config=transcribe_config(self.config))
         return self._transcriber
 
     @transcriber.setter
@@ -168,7 +178,11 @@ class MediaIngestor:
         self, path: str | os.PathLike[str], *, session: str | None = None, timestamp: Any = None,
         language: str | None = None, metadata: dict[str, Any] | None = None, progress: Progress | bool | None = None,
     ) -> list[str]:  # fmt: skip
-        """Remember a speech recording as transcript segments; returns their ids in time order."""
+        """Remember a speech recording as transcript segments; returns their ids in time order.
+
+        Audio with no speech in it (music, noise, silence) is not an error: it returns ``[]`` and
+        writes nothing.
+        """
         from omnimem.encoders.media import detect_kind
 
         path, episode = self._identify(path)
@@ -195,7 +209,8 @@ class MediaIngestor:
             for group in _windows(self._transcribe(path, language, progress, label=path.name), window)
         ]
         if not items:
-            raise CorruptInput(f"{path} holds no speech the transcriber could hear (silent or empty audio)")
+            log.info("%s: no speech heard (music, noise or silence); nothing to remember", path)
+            return []
         return self.memory._add(items)
 
     def _transcribe(self, path: Path, language: str | None, progress: Progress | bool | None, label: str) -> list[Any]:
@@ -296,22 +311,27 @@ class MediaIngestor:
 
     # -- text files and folders --------------------------------------------------------------
     def add_text_file(self, path: str | os.PathLike[str], *, session: str | None = None) -> list[str]:
-        """Remember a text document as paragraphs of at most ``media.text_chunk_chars``."""
+        """Remember a text document as paragraphs of at most ``media.text_chunk_chars``.
+
+        UTF-8 (with or without a byte-order mark) and BOM-marked UTF-16 are read as such; other bytes
+        as Windows-1252, noted in each item's ``metadata["encoding"]``. Binary content raises
+        :class:`CorruptInput`.
+        """
+        from omnimem.encoders.media import read_text
+
         path, episode = self._identify(path)
-        try:
-            text = path.read_text(encoding="utf-8")
-        except UnicodeDecodeError as e:
-            raise CorruptInput(f"{path} is not UTF-8 text ({e}); convert it to UTF-8 first") from e
+        text, encoding = read_text(path)
         chunks = list(_paragraphs(text, self.config.text_chunk_chars))
         if not chunks:
-            raise CorruptInput(f"{path} holds no text")
+            raise CorruptInput(f"{path} holds no text (only blank lines); add text to it or leave it out")
+        extra = {} if encoding == "utf-8" else {"encoding": encoding}
         items = [
             Item.make(
                 text=chunk,
                 source=str(path),
                 session=session or episode,
                 episode=episode,
-                metadata={"title": path.stem, "chunk": n},
+                metadata={"title": path.stem, "chunk": n, **extra},
             )  # fmt: skip
             for n, chunk in enumerate(chunks)
         ]
@@ -322,47 +342,88 @@ class MediaIngestor:
     ) -> IngestReport:
         """Remember a file, or every file under a folder, dispatching on content (not the file name).
 
-        A bad file is reported and the others go on; each file is all-or-nothing.
+        A bad file (corrupt, mislabelled, empty, unreadable, a broken link) is reported in ``failed``
+        and the others go on; each file is all-or-nothing. Files that are not media or text, hidden
+        files and folders, links to folders (not followed: they can loop) and media without speech
+        or frames are ``skipped``. A file named on its own that is not supported is a failure.
+        Storage errors (disk full, a locked memory) stop the batch: no later file could be written.
         """
-        from omnimem.encoders.media import detect_kind
-
         root = Path(path)
-        if not root.exists():
+        if not root.exists() and not root.is_symlink():
             raise NotFound(f"{root} does not exist; check the path")
-        files = (
-            [root]
-            if root.is_file()
-            else sorted(p for p in (root.rglob("*") if recursive else root.iterdir()) if p.is_file())
-        )
         report = IngestReport()
-        for file in files:
+        single = not root.is_dir()
+        for file in [root] if single else _files(root, recursive, report):
             key = str(file)
-            if file.name.startswith("."):
+            if file.name.startswith(".") and not single:
                 report.skipped[key] = "hidden file"
                 continue
             try:
-                kind = "text" if file.suffix.lower() in TEXT_SUFFIXES else detect_kind(file)
-                if kind is None:
-                    report.skipped[key] = "not a supported media or text file"
-                    continue
-                before = len(self.memory)
-                if kind == "text":
-                    self.add_text_file(file)
-                elif kind == "image":
-                    self.add_image(file)
-                elif kind == "audio":
-                    self.add_audio(file, progress=progress)
-                else:
-                    self.add_video(file, progress=progress)
-                written = len(self.memory) - before
-                if written:
-                    report.added[key] = written
-                else:
-                    report.skipped[key] = "already in memory"
+                self._ingest_one(file, report, progress, named=single)
+            except StorageError:
+                raise
             except OmnimemError as e:
                 log.warning("ingest: %s failed: %s", file, e)
                 report.failed[key] = str(e)
+            except OSError as e:  # permissions, I/O errors, a link that loops
+                why = f"{file} cannot be read ({e.strerror or e}); check that it exists and is readable"
+                log.warning("ingest: %s", why)
+                report.failed[key] = why
+            except Exception as e:  # a dependency's error on odd content: report it, go on with the batch
+                log.warning("ingest: %s failed unexpectedly", file, exc_info=True)
+                report.failed[key] = f"{file}: unexpected {type(e).__name__}: {e} (please report it with the file)"
         return report
+
+    def _ingest_one(self, file: Path, report: IngestReport, progress: Progress | bool | None, *, named: bool) -> None:
+        """Ingest one file into ``report``; raises what makes it a failure."""
+        from omnimem.encoders.media import detect_kind, named_kind
+
+        key = str(file)
+        if file.is_symlink() and not file.exists():
+            raise CorruptInput(f"{file} is a broken symbolic link (it loops or its target is gone); fix or remove it")
+        if not file.is_file():
+            if named:
+                raise CorruptInput(f"{file} is not a regular file (a device, socket or pipe); pass a file")
+            report.skipped[key] = "not a regular file (a device, socket or pipe)"
+            return
+        kind = "text" if file.suffix.lower() in TEXT_SUFFIXES else detect_kind(file)
+        if kind is None:
+            claimed = named_kind(file)
+            if claimed is not None:  # named as media, content is not: corrupt or mislabelled, not "other"
+                raise CorruptInput(
+                    f"{file} is named like {'a' if claimed == 'video' else 'an'} {claimed} file but its content is"
+                    f" not a known {claimed} format; it is corrupt, truncated or mislabelled (re-download or"
+                    " re-export it)"
+                )
+            if named:
+                raise CorruptInput(
+                    f"{file} is not a supported media or text file; pass an image, audio, video or text"
+                    f" ({', '.join(sorted(TEXT_SUFFIXES))}) file"
+                )
+            report.skipped[key] = "not a supported media or text file"
+            return
+        before, encoding = len(self.memory), None
+        if kind == "text":
+            ids = self.add_text_file(file)
+            encoding = self.memory.get(ids[0]).metadata.get("encoding")
+        elif kind == "image":
+            self.add_image(file)
+        elif kind == "audio":
+            if not self.add_audio(file, progress=progress):
+                report.skipped[key] = "no speech heard (music, noise or silence)"
+                return
+        else:
+            self.add_video(file, progress=progress)
+        written = len(self.memory) - before
+        if not written:
+            report.skipped[key] = "already in memory"
+            return
+        report.added[key] = written
+        if encoding:
+            report.notes[key] = (
+                f"not UTF-8: read as {encoding}; if its accents look wrong, convert it to UTF-8"
+                " (iconv -f <its encoding> -t UTF-8) and ingest it again"
+            )
 
     # -- helpers -----------------------------------------------------------------------------
     def _identify(self, path: str | os.PathLike[str]) -> tuple[Path, str]:
@@ -378,6 +439,48 @@ class MediaIngestor:
     def _episode_ids(self, episode: str) -> list[str]:
         rows = self.memory.store.read("SELECT id FROM items WHERE episode = ? ORDER BY t_start, rowid", (episode,))
         return [r[0] for r in rows]
+
+
+def transcribe_config(media: MediaConfig) -> TranscribeConfig:
+    """The transcriber options that ``config.media`` sets (voice activity, Whisper's thresholds)."""
+    from omnimem.encoders.transcribe import TranscribeConfig
+
+    return TranscribeConfig(
+        vad_filter=media.vad, vad_threshold=media.vad_threshold, no_speech_threshold=media.no_speech_threshold,
+        logprob_threshold=media.logprob_threshold, compression_ratio_threshold=media.compression_ratio_threshold,
+    )  # fmt: skip
+
+
+def _files(root: Path, recursive: bool, report: IngestReport) -> list[Path]:
+    """The files under ``root`` in path order, links to files included. Hidden folders and links to
+    folders are not entered (links can loop) and go to ``report.skipped``; folders that cannot be
+    listed go to ``report.failed``."""
+    found: list[Path] = []
+    folders = [root]
+    while folders:
+        folder = folders.pop()
+        try:
+            entries = list(os.scandir(folder))
+        except OSError as e:
+            report.failed[str(folder)] = f"{folder} cannot be listed ({e.strerror or e}); check its permissions"
+            continue
+        for entry in entries:
+            path = Path(entry.path)
+            try:
+                is_dir = entry.is_dir()  # follows links: a link to a folder is a folder here
+            except OSError:  # a link that loops: reported by the file step
+                is_dir = False
+            if not is_dir:
+                found.append(path)
+            elif not recursive:
+                continue
+            elif entry.is_symlink():
+                report.skipped[str(path)] = "a link to a folder (not followed: links can loop); ingest its target"
+            elif entry.name.startswith("."):
+                report.skipped[str(path)] = "hidden folder"
+            else:
+                folders.append(path)
+    return sorted(found)
 
 
 def _phase(progress: Progress | bool | None, start: float, share: float) -> Progress | bool | None:

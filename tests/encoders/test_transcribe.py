@@ -1,4 +1,5 @@
-"""Transcribers: streaming windows, a tiny random openai-whisper, the packaged faster-whisper models."""
+"""Transcribers: streaming windows, a tiny random openai-whisper, the packaged faster-whisper models, and
+the guards that keep music and noise from becoming text (Silero VAD, Whisper's own confidence signals)."""
 
 from __future__ import annotations
 
@@ -15,11 +16,20 @@ from omnimem.encoders.transcribe import (
     Transcriber,
     WhisperTranscriber,
     audio_windows,
+    not_speech,
+    speech_spans,
 )
 from omnimem.errors import BackendUnavailable, ConfigError, CorruptInput
 
 SR = 16_000
 JFK_PHRASE = "ask not what your country can do for you"
+# tiny.en's two jfk.flac segments, measured (seconds); the speech guards must not move them
+JFK_SPANS = [(0.0, 7.54), (7.54, 10.74)]
+SPAN_TOLERANCE_S = 0.3
+# Big Buck Bunny (music), fire2 (crackling fire), chaplin (a silent film's score): no speech in any
+NO_SPEECH_CLIPS = ["big_buck_bunny_0_30.webm", "big_buck_bunny_432_433.webm", "fire2.mp4", "chaplin.mp4"]
+# mechanics on random weights: nothing may be filtered as "not speech"
+UNGUARDED = dict(vad_filter=False, no_speech_threshold=None, logprob_threshold=None, compression_ratio_threshold=None)
 
 
 def _bursts(seconds: int, gaps: list[float]) -> np.ndarray:
@@ -55,6 +65,56 @@ def test_config_is_validated():
         TranscribeConfig(temperatures=())
     with pytest.raises(ConfigError, match="mono"):
         list(audio_windows(np.zeros((2, 100), np.float32), TranscribeConfig()))
+    with pytest.raises(ConfigError, match="vad_threshold"):
+        TranscribeConfig(vad_threshold=1.5)
+    with pytest.raises(ConfigError, match="logprob_threshold"):
+        TranscribeConfig(logprob_threshold=0.5)
+    with pytest.raises(ConfigError, match="no_speech_threshold"):
+        TranscribeConfig(no_speech_threshold=2.0)
+    with pytest.raises(ConfigError, match="compression_ratio_threshold"):
+        TranscribeConfig(compression_ratio_threshold=0.0)
+
+
+def _seg(text="Hello there.", lp=-0.4, cr=1.2, nsp=0.1):
+    return Segment(text, 0.0, 2.0, avg_logprob=lp, compression_ratio=cr, no_speech_prob=nsp)
+
+
+def test_not_speech_uses_whispers_signals():
+    config = TranscribeConfig()
+    assert not_speech(_seg(), config) is None
+    assert not_speech(_seg("..."), config) == "no words"
+    assert not_speech(_seg("♪ ♪"), config) == "no words"
+    assert "logprob_threshold" in not_speech(_seg("I'm going to go to the next one.", lp=-1.86), config)
+    assert "compression_ratio_threshold" in not_speech(_seg("the the the the", cr=3.1), config)
+    assert not_speech(_seg(lp=None, cr=None, nsp=None), config) is None  # a backend that does not say
+    off = TranscribeConfig(logprob_threshold=None, compression_ratio_threshold=None)
+    assert not_speech(_seg(lp=-3.0, cr=9.0), off) is None
+
+
+def test_vad_ships_in_the_wheel_and_hears_no_speech_in_tones_noise_or_silence(monkeypatch):
+    pytest.importorskip("faster_whisper")
+    import socket
+
+    def no_network(*args, **kwargs):
+        raise AssertionError("the VAD tried to reach the network")
+
+    monkeypatch.setattr(socket.socket, "connect", no_network)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    rng = np.random.default_rng(0)
+    config = TranscribeConfig()
+    assert speech_spans(np.zeros(3 * SR, np.float32), config) == []
+    assert speech_spans(tone(3.0, level=0.5), config) == []
+    assert speech_spans(rng.standard_normal(3 * SR).astype(np.float32) * 0.1, config) == []
+
+
+def test_vad_finds_the_speech_in_a_recording(tmp_path, speak):
+    pytest.importorskip("faster_whisper")
+    speech = speak("The library opens at nine every morning.", tmp_path / "s.wav")
+    audio = np.concatenate([np.zeros(2 * SR, np.float32), speech, np.zeros(3 * SR, np.float32)])
+    spans = speech_spans(audio, TranscribeConfig())
+    assert len(spans) == 1
+    start, end = spans[0]
+    assert 1.4 < start < 2.2 and abs(end - (2 + speech.size / SR)) < 0.8  # padded by Silero's 0.4 s, no more
 
 
 @pytest.fixture(scope="module")
@@ -75,7 +135,7 @@ def tiny_whisper(tmp_path_factory):
             torch.nn.init.normal_(p, std=0.02)
     path = tmp_path_factory.mktemp("whisper") / "tiny.pt"
     torch.save({"dims": vars(dims), "model_state_dict": model.state_dict()}, path)
-    config = TranscribeConfig(window_s=4.0, search_s=1.0, temperatures=(0.0,))
+    config = TranscribeConfig(window_s=4.0, search_s=1.0, temperatures=(0.0,), **UNGUARDED)
     return WhisperTranscriber.from_pretrained(str(path), config=config)
 
 
@@ -83,6 +143,7 @@ def test_tiny_whisper_streams_segments_inside_the_audio(tiny_whisper):
     assert isinstance(tiny_whisper, Transcriber)
     audio = np.random.default_rng(0).standard_normal(7 * SR).astype(np.float32) * 0.1  # two windows
     first = list(tiny_whisper.transcribe(audio, language="en"))
+    assert first  # random weights write text: the mechanics below are not vacuous
     assert first == list(tiny_whisper.transcribe(audio, language="en"))  # deterministic at temperature 0
     for seg in first:
         assert isinstance(seg, Segment) and seg.text == seg.text.strip() and seg.text
@@ -92,6 +153,26 @@ def test_tiny_whisper_streams_segments_inside_the_audio(tiny_whisper):
 
 def test_silence_yields_no_segments(tiny_whisper):
     assert list(tiny_whisper.transcribe(np.zeros(3 * SR, np.float32))) == []
+
+
+def test_openai_whisper_decodes_only_the_vad_speech(tiny_whisper, tmp_path, speak, monkeypatch):
+    """openai-whisper has no VAD: the Silero spans become its ``clip_timestamps``; no speech, no decode."""
+    import whisper
+
+    calls = []
+    real = whisper.transcribe
+    monkeypatch.setattr(whisper, "transcribe", lambda *a, **kw: calls.append(kw) or real(*a, **kw))
+    guarded = WhisperTranscriber(
+        tiny_whisper.model, name="tiny", config=TranscribeConfig(window_s=8.0, search_s=1.0, temperatures=(0.0,))
+    )
+    assert list(guarded.transcribe(tone(6.0, level=0.5), language="en")) == [] and calls == []
+    speech = speak("Hello world.", tmp_path / "s.wav")
+    audio = np.concatenate([np.zeros(3 * SR, np.float32), speech, np.zeros(2 * SR, np.float32)])
+    list(guarded.transcribe(audio, language="en"))
+    (kw,) = calls
+    clips = kw["clip_timestamps"]
+    assert len(clips) == 2 and 2.4 < clips[0] < 3.2 and clips[1] <= audio.size / SR
+    assert kw["logprob_threshold"] == -1.0 and kw["compression_ratio_threshold"] == 2.4
 
 
 def test_missing_checkpoints_are_backend_unavailable(tmp_path):
@@ -130,6 +211,37 @@ def test_jfk_with_packaged_tiny_en(data_dir, tiny_en):
     assert hits, segments
     assert 0.0 <= hits[0].t_start < hits[0].t_end <= 11.0
     assert hits[0].language == "en"
+    spans = [(s.t_start, s.t_end) for s in segments]
+    assert len(spans) == len(JFK_SPANS), spans  # the speech guards kept every segment, where it was
+    for (start, end), (want_start, want_end) in zip(spans, JFK_SPANS):
+        assert abs(start - want_start) <= SPAN_TOLERANCE_S and abs(end - want_end) <= SPAN_TOLERANCE_S, spans
+    assert all(s.avg_logprob is not None and s.avg_logprob > -1.0 for s in segments)
+
+
+@pytest.mark.slow
+@pytest.mark.data
+@pytest.mark.parametrize("name", NO_SPEECH_CLIPS)
+def test_music_and_noise_give_no_text(data_dir, tiny_en, name):
+    path = data_dir / "video" / "moviepy" / name
+    if not path.exists():
+        pytest.skip(f"{name} not in the shared data")
+    assert list(tiny_en.transcribe(path)) == []
+
+
+@pytest.mark.slow
+@pytest.mark.data
+def test_whispers_signals_alone_drop_the_bunny_hallucination(data_dir, tiny_en):
+    """Without the VAD, greedy decoding writes a sentence over the music; its log-probability gives it away."""
+    path = data_dir / "video" / "moviepy" / "big_buck_bunny_0_30.webm"
+
+    def run(config):
+        return list(FasterWhisperTranscriber(tiny_en.model, name="tiny.en", config=config).transcribe(path))
+
+    raw = run(TranscribeConfig(temperatures=(0.0,), **UNGUARDED))
+    if not raw:
+        pytest.skip("this CPU's kernels decode the music to nothing even unguarded: no hallucination to drop")
+    assert min(s.avg_logprob for s in raw) < -1.0, raw  # unsure: the signal the guard reads
+    assert run(TranscribeConfig(temperatures=(0.0,), vad_filter=False)) == []
 
 
 @pytest.mark.slow

@@ -81,8 +81,14 @@ def _chromium() -> str | None:
     return shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
 
 
-def _headless(browser: str, *args: str) -> subprocess.CompletedProcess:
-    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--enable-logging=stderr", "--v=0"]  # fmt: skip
+def _headless(browser: str, profile: Path, *args: str) -> subprocess.CompletedProcess:
+    """Run headless Chromium offline and without a sandbox (root in a container): no GPU, no QUIC, no
+    first-run, sync, component-update or background fetches, and a fresh profile in ``profile``."""
+    flags = [
+        "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+        "--disable-background-networking", "--disable-component-update", "--disable-sync",
+        f"--user-data-dir={profile}", "--enable-logging=stderr", "--v=0",
+    ]  # fmt: skip
     return subprocess.run([browser, *flags, *args], capture_output=True, text=True, timeout=90)
 
 
@@ -91,7 +97,7 @@ def _headless(browser: str, *args: str) -> subprocess.CompletedProcess:
 def test_html_of_a_musique_2hop_subgraph_renders_headless(data_dir, mem, tmp_path):
     browser = _chromium()
     if browser is None:
-        pytest.skip("chromium is not installed (apt-get install chromium)")
+        pytest.skip("chromium is not installed (bash scripts/system-deps.sh, or apt-get install chromium)")
     questions = json.loads((data_dir / "musique" / "musique_qa_train100.json").read_text(encoding="utf-8"))
     question = questions[0]
     mem.add_items([Item.make(text=p["paragraph_text"], metadata={"title": p["title"]}) for p in question["paragraphs"]])
@@ -104,7 +110,7 @@ def test_html_of_a_musique_2hop_subgraph_renders_headless(data_dir, mem, tmp_pat
     sub = select_subgraph(mem.graph, seeds, hops=2)
     path = export_graph(mem.graph, format="html", output=tmp_path / "q.html", entity=seeds, hops=2)
 
-    run = _headless(browser, "--dump-dom", path.as_uri())
+    run = _headless(browser, tmp_path / "profile-dom", "--dump-dom", path.as_uri())
     assert run.returncode == 0, run.stderr[-2000:]
     dom = run.stdout
     html_tag = re.search(r"<html[^>]*>", dom).group(0)
@@ -117,5 +123,5 @@ def test_html_of_a_musique_2hop_subgraph_renders_headless(data_dir, mem, tmp_pat
     assert len(set(positions)) == len(sub.entities)  # laid out: no two nodes on one spot, no NaN
 
     shot = Path(os.environ.get("OMNIMEM_SCREENSHOT_DIR", tmp_path)) / "musique_2hop.png"
-    run = _headless(browser, "--window-size=1200,800", f"--screenshot={shot}", path.as_uri())
+    run = _headless(browser, tmp_path / "profile-shot", "--window-size=1200,800", f"--screenshot={shot}", path.as_uri())
     assert run.returncode == 0 and shot.stat().st_size > 5_000

@@ -2,15 +2,23 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 
 import numpy as np
 import pytest
-from mediagen import write_tiny_open_clip, write_video
+from mediagen import tone, write_audio, write_tiny_open_clip, write_video
 from PIL import Image, ImageDraw, ImageFont
 
 import omnimem
 from omnimem.errors import CorruptInput, NotFound
+
+# jfk.flac in memory (tiny.en, measured before the speech guards): one item, two transcript phrases
+JFK_ITEM_SPAN = (0.0, 10.74)
+JFK_PHRASE_SPANS = [(0.0, 7.54), (7.54, 10.74)]
+SPAN_TOLERANCE_S = 0.3
+# no speech in any: music (Big Buck Bunny), a fire crackling, a silent film's score
+NO_SPEECH_CLIPS = ["big_buck_bunny_0_30.webm", "big_buck_bunny_432_433.webm", "fire2.mp4", "chaplin.mp4"]
 
 
 @pytest.fixture(scope="module")
@@ -36,6 +44,9 @@ def test_jfk_speech_becomes_a_searchable_segment(media_mem, data_dir):
     items = [media_mem.get(i) for i in ids]
     first = next(it for it in items if "ask not what your country can do for you" in it.text.lower())
     assert 0.0 <= first.t_start < first.t_end <= 11.5 and first.modality == "audio"
+    assert len(items) == 1 and _near((first.t_start, first.t_end), JFK_ITEM_SPAN)
+    phrases = [(p["t_start"], p["t_end"]) for p in first.metadata["transcript"]]
+    assert len(phrases) == len(JFK_PHRASE_SPANS) and all(map(_near, phrases, JFK_PHRASE_SPANS)), phrases
     assert first.source == str(path)
     hit = media_mem.search("what your country can do", k=1)[0]
     assert hit.id == first.id and hit.t_start == first.t_start and hit.t_end == first.t_end
@@ -64,6 +75,34 @@ def test_sample_clips_become_segments_with_keyframes(media_mem, data_dir, name):
         assert all(k["blob"] in media_mem.blobs for k in keyframes)
         with Image.open(media_mem.blobs.path(keyframes[0]["blob"])) as frame:
             assert frame.width > 0
+    if name in NO_SPEECH_CLIPS:
+        assert all(s.metadata["transcript"] == "" for s in segments), [s.metadata["transcript"] for s in segments]
+
+
+@pytest.mark.slow
+@pytest.mark.data
+def test_music_and_noise_become_no_transcript(tmp_path, hash_encoder, data_dir):
+    """Whisper writes "I'm going to go to the next one." over the bunny's music; none of it is remembered."""
+    folder = tmp_path / "clips"
+    folder.mkdir()
+    for name in NO_SPEECH_CLIPS:
+        if (data_dir / "video" / "moviepy" / name).exists():
+            os.symlink(data_dir / "video" / "moviepy" / name, folder / name)
+    bunny = data_dir / "video" / "moviepy" / "big_buck_bunny_0_30.webm"
+    config = omnimem.MemoryConfig(media=omnimem.config.MediaConfig(ocr=False))
+    with omnimem.Memory.open(tmp_path / "m", encoder=hash_encoder, config=config) as mem:
+        assert mem.add_audio(bunny) == [] and len(mem) == 0  # its soundtrack as audio: nothing to remember
+        report = mem.ingest(folder)
+        assert report.ok and set(report.added) == {str(p) for p in folder.iterdir()}
+        items = [mem.get(i) for (i,) in mem.store.read("SELECT id FROM items", ())]
+        assert items and not [i for i in items if i.modality == "audio"]
+        assert [i.metadata["transcript"] for i in items if i.modality == "video"] == [""] * sum(
+            i.modality == "video" for i in items
+        )
+
+
+def _near(span, expected, tolerance=SPAN_TOLERANCE_S):
+    return abs(span[0] - expected[0]) <= tolerance and abs(span[1] - expected[1]) <= tolerance
 
 
 @pytest.mark.slow
@@ -202,3 +241,78 @@ def test_video_progress_covers_both_passes_and_is_monotonic(tmp_path, hash_encod
     dones = [d for d, _ in seen]
     assert dones == sorted(dones) and seen[0][0] < seen[-1][1] / 2  # the speech pass reported too
     assert abs(seen[-1][0] - seen[-1][1]) < 1.0 and 23 < seen[-1][1] < 25
+
+
+def _bad_inbox(folder):
+    """One good note and every kind of bad input a batch meets."""
+    rng = np.random.default_rng(0)
+    folder.mkdir()
+    (folder / "note.md").write_text("# Ferry\n\nThe ferry to the lighthouse was late on Tuesday.")
+    (folder / "garbage.mp3").write_bytes(rng.bytes(2_000))  # no format at all
+    (folder / "noise.mp3").write_bytes(rng.bytes(200_000))  # FFmpeg probes it as MP3, then cannot decode it
+    (folder / "garbage.jpg").write_bytes(rng.bytes(3_000))
+    (folder / "garbage.mp4").write_bytes(rng.bytes(5_000))
+    (folder / "empty.wav").write_bytes(b"")
+    (folder / "cafe.txt").write_bytes("Le café crème de la façade, à Noël.".encode("latin-1"))
+    (folder / "blob.txt").write_bytes(rng.bytes(1_000).replace(b"\x00", b"\x01") + b"\x00" * 50)
+    (folder / "loop_a").symlink_to(folder / "loop_b")
+    (folder / "loop_b").symlink_to(folder / "loop_a")
+    (folder / "sub").mkdir()
+    (folder / "sub" / "up").symlink_to(folder, target_is_directory=True)  # a folder link that loops
+    return folder
+
+
+BAD = {"garbage.mp3", "noise.mp3", "garbage.jpg", "garbage.mp4", "empty.wav", "blob.txt", "loop_a", "loop_b"}
+
+
+def test_ingest_goes_past_bad_input_reports_it_and_keeps_the_rest(tmp_path, mem):
+    folder = _bad_inbox(tmp_path / "inbox")
+    report = mem.ingest(folder)
+    assert set(report.added) == {str(folder / "note.md"), str(folder / "cafe.txt")}
+    assert set(report.failed) == {str(folder / name) for name in BAD} and not report.ok
+    for path, why in report.failed.items():
+        assert path in why and "\n" not in why  # one line naming the file ...
+    assert "named like an audio file" in report.failed[str(folder / "garbage.mp3")]  # ... and what is wrong
+    assert "named like an image file" in report.failed[str(folder / "garbage.jpg")]
+    assert "re-encode" in report.failed[str(folder / "noise.mp3")]
+    assert "empty (0 bytes)" in report.failed[str(folder / "empty.wav")]
+    assert "binary" in report.failed[str(folder / "blob.txt")] and "UTF-8" in report.failed[str(folder / "blob.txt")]
+    assert "symbolic link" in report.failed[str(folder / "loop_a")]
+    assert "not followed" in report.skipped[str(folder / "sub" / "up")]
+    assert "cp1252" in report.notes[str(folder / "cafe.txt")]
+    # the rest of the memory is intact: the good files are searchable, nothing half-written
+    assert len(mem) == 2 and mem.check()["ok"]
+    cafe = mem.search("café crème façade", k=1)[0]
+    assert "Le café crème de la façade, à Noël." in cafe.text and cafe.metadata["encoding"] == "cp1252"
+    assert mem.search("ferry lighthouse", k=1)[0].metadata["title"] == "note"
+    again = mem.ingest(folder)
+    assert set(again.failed) == set(report.failed) and len(mem) == 2
+
+
+def test_text_encodings(tmp_path, mem):
+    utf8 = tmp_path / "utf8.txt"
+    utf8.write_bytes("\ufeffNaïve café, ünïcode.".encode())  # with a byte-order mark
+    utf16 = tmp_path / "utf16.txt"
+    utf16.write_text("Grüße aus Köln.", encoding="utf-16")
+    (first,) = mem.media.add_text_file(utf8)
+    (second,) = mem.media.add_text_file(utf16)
+    assert mem.get(first).text == "Naïve café, ünïcode." and "encoding" not in mem.get(first).metadata
+    assert mem.get(second).text == "Grüße aus Köln." and mem.get(second).metadata["encoding"] == "utf-16"
+    blank = tmp_path / "blank.txt"
+    blank.write_text("\n\n   \n")
+    with pytest.raises(CorruptInput, match="blank.txt holds no text"):
+        mem.media.add_text_file(blank)
+
+
+def test_audio_without_speech_is_not_an_error_and_writes_nothing(tmp_path, mem):
+    path = write_audio(tmp_path / "hum.flac", tone(4.0, level=0.5), codec="flac")
+    assert mem.add_audio(path) == [] and len(mem) == 0
+    report = mem.ingest(path)
+    assert report.ok and "no speech" in report.skipped[str(path)]
+
+
+def test_a_file_named_on_its_own_that_is_not_supported_fails(tmp_path, mem):
+    data = tmp_path / "data.bin"
+    data.write_bytes(bytes(range(256)))
+    report = mem.ingest(data)
+    assert not report.ok and "not a supported media or text file" in report.failed[str(data)]

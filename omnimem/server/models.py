@@ -144,6 +144,7 @@ class IngestOut(BaseModel):
     added: dict[str, int] = Field(description="file -> items written")
     skipped: dict[str, str] = Field(description="file -> why")
     failed: dict[str, str] = Field(description="file -> error message")
+    notes: dict[str, str] = Field(default_factory=dict, description="file -> what to know (e.g. its text encoding)")
 
 
 class ContextIn(_Body):

@@ -157,7 +157,7 @@ def _ingest_routes(router: Any, state: ServerState, writable: Any) -> None:
         with pool.use(name) as mem:
             path = _save_upload(file, mem.path / "uploads", state.max_request_bytes)
             report = mem.ingest(path)
-        return m.IngestOut(added=report.added, skipped=report.skipped, failed=report.failed)
+        return m.IngestOut(added=report.added, skipped=report.skipped, failed=report.failed, notes=report.notes)
 
     @router.post("/memories/{name}/ingest/path", response_model=m.IngestOut, tags=["ingest"])
     def ingest_path(body: m.IngestPath, name: writable) -> m.IngestOut:
@@ -165,7 +165,7 @@ def _ingest_routes(router: Any, state: ServerState, writable: Any) -> None:
         path = confine(body.path, state.allowed_root)
         with pool.use(name) as mem:
             report = mem.ingest(path)
-        return m.IngestOut(added=report.added, skipped=report.skipped, failed=report.failed)
+        return m.IngestOut(added=report.added, skipped=report.skipped, failed=report.failed, notes=report.notes)
 
 
 def _safe_filename(name: str | None) -> str:

@@ -253,7 +253,7 @@ def test_check_finds_and_repairs_graph_links_of_missing_items(mem):
     assert report["graph"]["orphan_items"] == 1 and not report["ok"]
     report = mem.check()
     assert report["ok"] and report["graph"]["repaired"] and not mem.graph.find_entities("Lisbon")
-    assert mem.check(repair=False)["graph"] == {"orphan_items": 0, "repaired": False}
+    assert mem.check(repair=False)["graph"] == {"orphan_items": 0, "owed_items": 0, "repaired": False}
     assert mem.graph.find_entities("Berlin") and mem.graph.check_coverage() == []
 
 

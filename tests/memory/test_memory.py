@@ -417,3 +417,31 @@ def test_an_index_pair_from_two_saves_is_rebuilt(tmp_path, hash_encoder):
         assert mem.indexes["text"].last_report.rebuilt
         assert mem.search("epsilon zeta", k=1, retrievers=("dense",))[0].id == second[0]
         assert sorted(mem.indexes["text"].index.ids()) == sorted([first[1], second[0]])
+
+
+def test_a_truncated_database_is_refused_or_reported_naming_the_file(tmp_path, hash_encoder):
+    path = tmp_path / "m"
+    config = omnimem.MemoryConfig(graph=omnimem.config.GraphConfig(extract_on_add=False))
+    with omnimem.Memory.open(path, encoder=hash_encoder, config=config) as mem:
+        mem.add([f"fact number {n} " + "padding " * 60 for n in range(300)])
+    data = (path / "memory.db").read_bytes()
+    (path / "memory.db").write_bytes(data[: len(data) // 2])  # a copy cut short
+    try:
+        mem = omnimem.Memory.open(path)
+    except omnimem.CorruptInput as e:
+        assert "memory.db" in str(e) and "backup" in str(e)
+    else:
+        with mem:
+            report = mem.check()
+        assert report["ok"] is False and any("memory.db" in p for p in report["database"])
+
+
+def test_a_ten_megabyte_text_is_stored_whole_and_found(tmp_path, hash_encoder):
+    config = omnimem.MemoryConfig(graph=omnimem.config.GraphConfig(extract_on_add=False))
+    with omnimem.Memory.open(tmp_path / "m", encoder=hash_encoder, config=config) as mem:
+        mem.add("a note before")
+        big = ("lorem ipsum dolor sit amet " * 400_000)[: 10 * 1024 * 1024] + " zanzibar"
+        (item,) = mem.add(big)
+        assert len(mem.get(item).text) == len(big)
+        assert mem.search("zanzibar", k=1, retrievers=("bm25",))[0].id == item
+        assert len(mem) == 2 and mem.check()["ok"]

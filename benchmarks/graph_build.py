@@ -37,7 +37,7 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps({"benchmark": "graph_build", "skipped": "musique corpus absent (set OMNIMEM_DATA)"}))
         return 0
 
-    from omnimem.graph import EntityResolver, GraphBuilder, GraphStore, SenseSplitter, SpacyExtractor
+    from omnimem.graph import EntityResolver, GraphBuilder, SenseSplitter, SpacyExtractor, SQLiteGraphStore
     from omnimem.stores.sqlite import SQLiteRecordStore
     from omnimem.types import Item
 
@@ -55,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
 
     with tempfile.TemporaryDirectory() as tmp:
         store = SQLiteRecordStore(Path(tmp) / "memory.db")
-        graph = GraphStore(store)
+        graph = SQLiteGraphStore(store)
         builder = GraphBuilder(graph, extractor)
         # baseline and build alternate chunk by chunk, so load from other processes hits both alike
         baseline_s = build_s = 0.0

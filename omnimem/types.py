@@ -10,6 +10,8 @@ from __future__ import annotations
 import datetime as _dt
 import hashlib
 import json
+import re
+import unicodedata
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
@@ -117,6 +119,18 @@ def check_json(value: Any, what: str, *, max_depth: int = MAX_JSON_DEPTH) -> Non
         json.dumps(value)
     except (TypeError, ValueError) as e:
         raise ConfigError(f"{what} must be JSON-serialisable: {e}") from e
+
+
+_SPACES = re.compile(r"\s+")
+
+
+def concept_key(name: str) -> str:
+    """The exact-match key of a canonical name: NFKC, case-folded, single spaces, no edge punctuation.
+
+    Two graph mentions with the same key (and type) are the same entity without any resolution.
+    """
+    text = unicodedata.normalize("NFKC", name).casefold()
+    return _SPACES.sub(" ", text).strip(" \t\n.,;:!?\"'()[]{}")
 
 
 def content_id(payload: Mapping[str, Any]) -> str:

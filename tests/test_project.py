@@ -43,3 +43,36 @@ def test_the_docs_stand_alone():
                 continue
             path = (ROOT / target).resolve()
             assert path.is_relative_to(ROOT) and path.exists(), f"{doc} links {target}, which the repository lacks"
+
+
+SQL = re.compile(
+    r"^\s*(SELECT\s.+\sFROM\s|INSERT\s+(OR\s+\w+\s+)?INTO\s|UPDATE\s+\w+\s+SET\s|DELETE\s+FROM\s|"
+    r"CREATE\s+(TABLE|INDEX|UNIQUE|VIRTUAL)\s|DROP\s+(TABLE|INDEX)\s|ALTER\s+TABLE\s|PRAGMA\s|BEGIN(\s|$)|WITH\s+\w+\s+AS\s)",
+    re.S,
+)
+
+
+def test_no_sql_outside_the_stores():
+    """The storage boundary (DESIGN.md section 3): only omnimem/stores speaks SQL or opens a database."""
+    import ast
+
+    found = []
+    for path in sorted((ROOT / "omnimem").rglob("*.py")):
+        rel = path.relative_to(ROOT / "omnimem")
+        if rel.parts[0] == "stores":
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, (ast.Import, ast.ImportFrom)):
+                names = [a.name for a in node.names] + ([node.module] if isinstance(node, ast.ImportFrom) else [])
+                if any(n and n.split(".")[0] in ("sqlite3", "sqlite_utils", "psycopg", "psycopg_pool") for n in names):
+                    found.append(f"{rel}:{node.lineno} imports a database driver")
+            elif isinstance(node, ast.Constant) and isinstance(node.value, str) and SQL.match(node.value):
+                found.append(f"{rel}:{node.lineno} {node.value[:60]!r}")
+            elif (
+                isinstance(node, ast.Attribute)
+                and node.attr in ("read", "execute", "executemany")
+                and isinstance(node.value, ast.Attribute)
+                and node.value.attr == "store"
+            ):
+                found.append(f"{rel}:{node.lineno} runs SQL through .store.{node.attr}")
+    assert found == [], "\n".join(found)

@@ -10,7 +10,6 @@ evidence (working buffer, facts, frames) under the model's token counter.
 from __future__ import annotations
 
 import logging
-import os
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
@@ -130,14 +129,12 @@ def question_words(question: str, *, max_words: int = 3) -> list[str]:
 def open_checkpointer(path: str) -> Any:
     """A LangGraph SQLite checkpointer at ``path`` (``":memory:"`` for none on disk)."""
     try:
-        import sqlite3
-
         from langgraph.checkpoint.sqlite import SqliteSaver
     except ImportError as e:
         raise missing_extra("langgraph-checkpoint-sqlite", "agents") from e
-    if path != ":memory:":
-        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    return SqliteSaver(sqlite3.connect(path, check_same_thread=False))
+    from omnimem.stores.checkpoints import checkpoint_connection
+
+    return SqliteSaver(checkpoint_connection(path))
 
 
 def default_checkpoint(memory: Any, name: str) -> str:

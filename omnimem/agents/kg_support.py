@@ -211,11 +211,9 @@ def item_contexts(store: Any, items: Sequence[Item], window: int) -> dict[str, d
         ctx["title"] = item.metadata.get("title") or None
         out[item.id] = ctx
         if window and (item.session or item.episode):
-            column, value = ("session", item.session) if item.session else ("episode", item.episode)
-            key = (column, value)
+            key = ("session", item.session) if item.session else ("episode", item.episode)
             if key not in groups:
-                sql = f"SELECT id, text FROM items WHERE {column} = ? ORDER BY event_time, t_start, rowid"
-                groups[key] = store.read(sql, (value,))
+                groups[key] = store.in_order(**{key[0]: key[1]})
             rows = groups[key]
             pos = next((k for k, r in enumerate(rows) if r[0] == item.id), None)
             if pos is not None:

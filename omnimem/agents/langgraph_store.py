@@ -148,13 +148,7 @@ class OmnimemStore(BaseStore):
 
     def _sessions(self, prefix: tuple[str, ...]) -> list[str]:
         """The omnimem sessions of the namespaces under ``prefix``."""
-        if not prefix:
-            sql, params = "SELECT DISTINCT session FROM items WHERE source = ?", (SOURCE,)
-        else:
-            exact = _session(prefix)  # LIKE would ignore letter case: compare the prefix exactly
-            sql = "SELECT DISTINCT session FROM items WHERE source = ? AND (session = ? OR substr(session, 1, ?) = ?)"
-            params = (SOURCE, exact, len(exact) + 1, exact + "/")
-        return [r[0] for r in self.memory.store.read(sql, params) if r[0]]
+        return self.memory.store.session_names(source=SOURCE, prefix=_session(prefix) if prefix else None)
 
     def _list_namespaces(self, op: ListNamespacesOp) -> list[tuple[str, ...]]:
         spaces = {tuple(meta[_META]["namespace"]) for meta in self._all()}
@@ -166,9 +160,8 @@ class OmnimemStore(BaseStore):
 
     def _all(self) -> list[dict[str, Any]]:
         """Metadata of every item this store wrote."""
-        rows = self.memory.store.read("SELECT metadata FROM items WHERE source = ?", (SOURCE,))
-        metas = [json.loads(m) if isinstance(m, str) else (m or {}) for (m,) in rows]
-        return [m for m in metas if _META in m]
+        items = self.memory.store.get(self.memory.store.select(sources=[SOURCE]))
+        return [i.metadata for i in items if i is not None and _META in i.metadata]
 
 
 def item_id(namespace: Sequence[str], key: str) -> str:

@@ -12,12 +12,23 @@ from omnimem.graph.extract import Extraction, ExtractorConfig, Mention, SpacyExt
 from omnimem.graph.normalize import canonical_span, canonical_text, concept_key
 from omnimem.graph.resolve import EntityResolver, Resolution, ResolverConfig
 from omnimem.graph.senses import SenseConfig, SenseSplitter, route_senses
-from omnimem.graph.store import EntityRow, GraphStore, MentionRow, Merge, Split, TripletRow, entity_id, triplet_id
+from omnimem.graph.store import (
+    EntityRow,
+    GraphStore,
+    MentionRow,
+    Merge,
+    Split,
+    SQLiteGraphStore,
+    TripletRow,
+    entity_id,
+    to_networkx,
+    triplet_id,
+)
 from omnimem.graph.traverse import PPRResult, k_hop, personalized_pagerank
 
 __all__ = [
     "BuildReport", "GraphBuilder", "Extraction", "ExtractorConfig", "Mention", "SpacyExtractor", "Triplet",
     "canonical_span", "canonical_text", "concept_key", "EntityResolver", "Resolution", "ResolverConfig",
-    "SenseConfig", "SenseSplitter", "route_senses", "EntityRow", "GraphStore", "Merge", "Split", "MentionRow", "TripletRow", "entity_id", "triplet_id",
+    "SenseConfig", "SenseSplitter", "route_senses", "EntityRow", "GraphStore", "SQLiteGraphStore", "to_networkx", "Merge", "Split", "MentionRow", "TripletRow", "entity_id", "triplet_id",
     "PPRResult", "k_hop", "personalized_pagerank",
 ]  # fmt: skip

@@ -3,7 +3,7 @@
 M3KG-RAG (arXiv 2512.20136), "M3KG construction", run as a job over a whole memory rather than on
 the write path. :func:`build_graph` is the fast (spaCy, no-LLM) job; the agentic job (rewriter,
 extractor, normalizer, searcher, selector, refiner, inspector) lives in
-``omnimem.agents.kg_build`` and runs on the same plumbing: :class:`ProgressTable` (which items each
+``omnimem.agents.kg_build`` and runs on the same plumbing: :meth:`RecordStore.progress` (which items each
 mode has processed), :func:`run_job` (batches, a worker pool, serialized SQLite writes, a progress
 callback or bar) and :class:`GraphJobReport`.
 
@@ -33,21 +33,16 @@ from omnimem.graph.extract import Extraction, ExtractorConfig, SpacyExtractor, l
 from omnimem.graph.resolve import Embed, EntityResolver
 from omnimem.graph.senses import SenseSplitter, route_senses
 from omnimem.graph.store import EntityRow, GraphStore, MentionRow, TripletRow
-from omnimem.types import Item, utc_now
+from omnimem.types import Item
 
 __all__ = [
-    "Failure", "BatchOutcome", "GraphJobReport", "ProgressTable", "Progress", "run_job", "resolve_new",
-    "split_senses", "run_with_resolution", "summarize", "write_rows", "build_graph", "graph_stats", "FAST", "PROGRESS_SQL",
+    "Failure", "BatchOutcome", "GraphJobReport", "Progress", "run_job", "resolve_new",
+    "split_senses", "run_with_resolution", "summarize", "write_rows", "build_graph", "graph_stats", "FAST",
 ]  # fmt: skip
 
 log = logging.getLogger(__name__)
 
 FAST = "fast"  # the mode name of the spaCy job in graph_progress
-PROGRESS_SQL = (
-    "CREATE TABLE IF NOT EXISTS graph_progress (item_id TEXT NOT NULL, mode TEXT NOT NULL, done_at TEXT NOT NULL,"
-    " PRIMARY KEY (item_id, mode)) WITHOUT ROWID"
-)
-_RESOLVE_FLAG = "graph-job:resolve-pending"  # a graph_progress row: a job of this mode owes a resolution
 _CHUNK = 500
 
 Progress = Callable[[int, int], None] | bool | None  # (done, total) callback; None: a bar on a TTY; False: off
@@ -110,55 +105,6 @@ class GraphJobReport:
         return out
 
 
-class ProgressTable:
-    """The ``graph_progress`` table: which items each job mode has processed (and when)."""
-
-    def __init__(self, store: Any) -> None:
-        self.store = store  # an omnimem.stores.sqlite.SQLiteRecordStore
-        with store.transaction() as conn:
-            conn.execute(PROGRESS_SQL)
-
-    def pending(self, mode: str) -> list[str]:
-        """Ids of the items ``mode`` has not processed, in insertion order."""
-        sql = (
-            "SELECT id FROM items WHERE NOT EXISTS (SELECT 1 FROM graph_progress p"
-            " WHERE p.item_id = items.id AND p.mode = ?) ORDER BY rowid"
-        )
-        return [r[0] for r in self.store.read(sql, (mode,))]
-
-    def mark(self, item_ids: Sequence[str], mode: str) -> None:
-        now = utc_now()
-        with self.store.transaction() as conn:
-            conn.executemany(
-                "INSERT OR REPLACE INTO graph_progress (item_id, mode, done_at) VALUES (?, ?, ?)",
-                [(i, mode, now) for i in dict.fromkeys(item_ids)],
-            )
-
-    def counts(self) -> dict[str, int]:
-        """Mode -> number of processed items that still exist."""
-        sql = (
-            "SELECT mode, count(*) FROM graph_progress WHERE EXISTS (SELECT 1 FROM items WHERE items.id ="
-            " graph_progress.item_id) GROUP BY mode"
-        )
-        return dict(self.store.read(sql))
-
-    # a flag is a row whose item id is no item's: it says a job of `mode` owes a step (resolution)
-    def set_flag(self, mode: str, on: bool) -> None:
-        with self.store.transaction() as conn:
-            if on:
-                conn.execute(
-                    "INSERT OR REPLACE INTO graph_progress (item_id, mode, done_at) VALUES (?, ?, ?)",
-                    (_RESOLVE_FLAG, mode, utc_now()),
-                )
-            else:
-                conn.execute("DELETE FROM graph_progress WHERE item_id = ? AND mode = ?", (_RESOLVE_FLAG, mode))
-
-    def flagged(self, mode: str) -> bool:
-        return bool(
-            self.store.read("SELECT 1 FROM graph_progress WHERE item_id = ? AND mode = ?", (_RESOLVE_FLAG, mode))
-        )
-
-
 class _Bar:
     """The job's progress: a caller's ``(done, total)`` callback, a tqdm bar on a TTY, or nothing."""
 
@@ -213,7 +159,7 @@ def run_job(
         raise ConfigError(f"pool must be 'process' or 'thread', got {pool!r}")
     if limit is not None and limit < 0:
         raise ConfigError(f"limit must be >= 0 or None, got {limit}")
-    table = ProgressTable(store)
+    table = store.progress()
     pending = table.pending(mode)
     todo = pending[:limit] if limit is not None else pending
     batches = [todo[k : k + batch_size] for k in range(0, len(todo), batch_size)]
@@ -315,7 +261,7 @@ def run_with_resolution(memory: Any, *, mode: str, resolve: bool, split: bool | 
     if split is None:
         split = memory.config.graph.split_senses
     start = time.perf_counter()
-    table = ProgressTable(memory.store)
+    table = memory.store.progress()
     owed = table.flagged(mode)
     if resolve and table.pending(mode):
         table.set_flag(mode, True)
@@ -424,13 +370,10 @@ def build_graph(
 def graph_stats(memory: Any) -> dict[str, Any]:
     """Counts of the graph (entities, triplets, mentions, relations, merges), coverage and job progress."""
     graph: GraphStore = memory.graph
-    table = ProgressTable(memory.store)
-    counts = graph.counts()
-    types = dict(graph.store.read("SELECT type, count(*) FROM entities WHERE merged_into IS NULL GROUP BY type"))
-    described = graph.store.read("SELECT count(*) FROM entities WHERE merged_into IS NULL AND description IS NOT NULL")[
-        0
-    ][0]
-    items = graph.store.read("SELECT count(*) FROM items")[0][0]
+    table = memory.store.progress()
+    counts, stats = graph.counts(), graph.stats()
+    types, described = stats["types"], stats["described"]
+    items = len(memory.store)
     done = table.counts()
     return {
         **counts,

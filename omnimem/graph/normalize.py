@@ -22,6 +22,8 @@ import unicodedata
 from collections.abc import Sequence
 from typing import Any
 
+from omnimem.types import concept_key  # the exact-match key lives with the stores' types; re-exported here
+
 __all__ = ["canonical_span", "canonical_token", "canonical_text", "concept_key", "singular"]
 
 # Dependency labels whose tokens never belong to a canonical concept.
@@ -36,16 +38,6 @@ _IRREGULAR = {
     "species": "species", "news": "news",
 }  # fmt: skip
 _SPACE = re.compile(r"\s+")
-
-
-def concept_key(name: str) -> str:
-    """The exact-match key of a canonical name: NFKC, case-folded, single spaces, no edge punctuation.
-
-    Two mentions with the same key (and type) are the same entity without any resolution.
-    """
-    text = unicodedata.normalize("NFKC", name).casefold()
-    text = _SPACE.sub(" ", text).strip(" \t\n.,;:!?\"'()[]{}")
-    return text
 
 
 def singular(word: str) -> str:

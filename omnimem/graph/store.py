@@ -1,42 +1,18 @@
-"""The M3KG schema in SQLite, in the same database file as the record store.
+"""The knowledge graph's storage as the graph layer sees it.
 
-M3KG-RAG (arXiv 2512.20136), section "M3KG construction", result: G = {entities, relations,
-triplets, entity descriptions, items, links}. Tables (created with ``IF NOT EXISTS``; this component's
-version is a row of ``schema_versions``):
-
-- ``entities``: id, canonical name, key, type, aliases (JSON: the surfaces of its own mentions),
-  description, embedding (float32 blob, optional), ``merged_into`` (entity resolution; merges are
-  resolved when read, so :meth:`GraphStore.unmerge` only clears the pointer);
-- ``relations``: relation phrases;
-- ``triplets``: id (content hash of head id, relation, tail id), head, relation, tail, sentence,
-  confidence, bi-temporal times (valid_from / valid_to, recorded_at / retired_at);
-- ``triplet_sources``: triplet -> item id (+ the sentence it was read from in that item);
-- ``mentions``: entity -> item id, surface, character span, sentence;
-- ``entity_merges``: the merge log (kept id, merged id, reason, scores, undone_at);
-- ``entity_splits``: the split log (entity id, sense id, reason, scores, undone_at): one name and type,
-  two referents ("Jordan" the player / "Jordan" the neighbour), see :mod:`omnimem.graph.senses`.
-
-**Coverage property**: every triplet links to at least one source item. :meth:`GraphStore.write`
-refuses a triplet without sources, :meth:`GraphStore.check_coverage` lists violations, and
-:meth:`GraphStore.delete_item_links` removes a deleted item's mentions and sources and every
-triplet, relation and entity left without evidence, so a privacy delete leaves no trace.
+The tables live behind the :class:`~omnimem.stores.base.GraphStore` protocol (SQLite:
+:class:`~omnimem.stores.sqlite_graph.SQLiteGraphStore`); this module re-exports the row types and
+adds :func:`to_networkx`, a view over any backend built from the protocol's reads.
 """
 
 from __future__ import annotations
 
-import json
-import logging
-from collections.abc import Iterator, Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
-import numpy as np
-
-from omnimem.errors import ConfigError, NotFound
-from omnimem.graph.moves import move_entity_rows
-from omnimem.graph.normalize import concept_key
-from omnimem.graph.schema import (
+from omnimem.stores.base import GraphStore
+from omnimem.stores.graph_schema import (
     GRAPH_SCHEMA_VERSION,
-    SCHEMA_SQL,
     EntityRow,
     MentionRow,
     Merge,
@@ -45,556 +21,63 @@ from omnimem.graph.schema import (
     entity_id,
     entity_node,
     item_node,
-    sense_id,
     triplet_id,
 )
-from omnimem.types import utc_now
+from omnimem.stores.sqlite_graph import SQLiteGraphStore
 
 if TYPE_CHECKING:
     import networkx as nx
 
-    from omnimem.stores.sqlite import SQLiteRecordStore
-
 __all__ = [
-    "GraphStore",
-    "entity_id",
-    "triplet_id",
-    "entity_node",
-    "item_node",
-    "EntityRow",
-    "MentionRow",
-    "TripletRow",
-    "Merge",
-    "Split",
-    "GRAPH_SCHEMA_VERSION",
-]
-
-log = logging.getLogger(__name__)
-
-_COMPONENT = "graph"
-_CHUNK = 500  # ids per IN (...) clause
+    "GraphStore", "SQLiteGraphStore", "to_networkx", "entity_id", "triplet_id", "entity_node", "item_node",
+    "EntityRow", "MentionRow", "TripletRow", "Merge", "Split", "GRAPH_SCHEMA_VERSION",
+]  # fmt: skip
 
 
-def _chunks(ids: Sequence[str]) -> Iterator[list[str]]:
-    ids = list(dict.fromkeys(ids))
-    for start in range(0, len(ids), _CHUNK):
-        yield ids[start : start + _CHUNK]
+def to_networkx(graph: GraphStore, entity_ids: Sequence[str] | None = None, *, items: bool = True) -> nx.Graph:
+    """An undirected view: entity nodes ``"e:<id>"``, item nodes ``"i:<id>"`` (attribute ``kind``).
 
+    Edges: entity-entity ``kind="triplet"`` with ``triplets`` (ids), ``relations`` and ``items``
+    (their sources), ``weight`` = number of triplets; entity-item ``kind="mention"`` with
+    ``weight`` = number of mentions. Merged entities appear as their root. ``entity_ids``: load
+    only those entities (their roots and members), the triplets among them and their items.
+    """
+    import networkx as nx
 
-def _marks(chunk: Sequence[Any]) -> str:
-    return ", ".join("?" * len(chunk))
-
-
-class GraphStore:
-    """The M3KG tables inside a :class:`~omnimem.stores.sqlite.SQLiteRecordStore`'s database."""
-
-    def __init__(self, store: SQLiteRecordStore) -> None:
-        self.store = store
-        if self._version() == GRAPH_SCHEMA_VERSION:
-            return  # a current schema is only read: opening a memory never takes the write lock
-        with store.transaction() as conn:
-            conn.execute(
-                "CREATE TABLE IF NOT EXISTS schema_versions (component TEXT PRIMARY KEY, version INTEGER NOT NULL)"
-            )
-            row = conn.execute("SELECT version FROM schema_versions WHERE component = ?", (_COMPONENT,)).fetchone()
-            if row is not None and row[0] > GRAPH_SCHEMA_VERSION:
-                raise ConfigError(
-                    f"{store.path} has graph schema version {row[0]}, newer than this omnimem"
-                    f" ({GRAPH_SCHEMA_VERSION}); upgrade omnimem to open it"
-                )
-            for statement in SCHEMA_SQL.split(";"):
-                if statement.strip():
-                    conn.execute(statement)
-            conn.execute(
-                "INSERT OR REPLACE INTO schema_versions (component, version) VALUES (?, ?)",
-                (_COMPONENT, GRAPH_SCHEMA_VERSION),
-            )
-
-    def _version(self) -> int | None:
-        """This component's schema version in the database (None before it was created)."""
-        if not self._read("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_versions'"):
-            return None
-        rows = self._read("SELECT version FROM schema_versions WHERE component = ?", (_COMPONENT,))
-        return rows[0][0] if rows else None
-
-    def _read(self, sql: str, params: Sequence[Any] = ()) -> list[tuple]:
-        return self.store.read(sql, params)
-
-    def _read_in(self, sql: str, ids: Sequence[str], params: Sequence[Any] = ()) -> list[tuple]:
-        """``sql`` with one ``{in}`` placeholder, run over chunks of ``ids``."""
-        rows: list[tuple] = []
-        for chunk in _chunks(ids):
-            rows += self._read(sql.format(in_=_marks(chunk)), (*params, *chunk))
-        return rows
-
-    # -- writes --------------------------------------------------------------------------------
-    def write(
-        self,
-        entities: Sequence[EntityRow] = (),
-        mentions: Sequence[MentionRow] = (),
-        triplets: Sequence[TripletRow] = (),
-    ) -> dict[str, int]:
-        """Upsert entities, mentions and triplets (with their sources) in one transaction.
-
-        Idempotent: writing the same rows twice changes nothing. Raises :class:`ConfigError` for a
-        triplet without sources (the coverage property) or one whose head/tail entity is unknown.
-        Returns counts of new rows: ``{"entities", "mentions", "triplets", "sources"}``.
-        """
-        for t in triplets:
-            if not t.sources:
-                raise ConfigError(f"triplet {t.id} ({t.relation!r}) has no source item; every triplet needs one")
-        now = utc_now()
-        counts = {"entities": 0, "mentions": 0, "triplets": 0, "sources": 0}
-        merged_aliases: dict[str, EntityRow] = {}
-        for e in entities:
-            if not e.name or not e.type:
-                raise ConfigError(f"entity {e.id} needs a name and a type")
-            old = merged_aliases.get(e.id)
-            merged_aliases[e.id] = e if old is None else EntityRow(old.id, old.name, old.type, old.aliases + e.aliases, old.description or e.description)  # fmt: skip
-        with self.store.transaction() as conn:
-            existing = {}
-            for chunk in _chunks(list(merged_aliases)):
-                existing.update(
-                    conn.execute(f"SELECT id, aliases FROM entities WHERE id IN ({_marks(chunk)})", chunk).fetchall()
-                )
-            for e in merged_aliases.values():
-                if e.id in existing:
-                    old = json.loads(existing[e.id])
-                    new = list(dict.fromkeys(old + list(e.aliases)))
-                    if new != old:
-                        conn.execute(
-                            "UPDATE entities SET aliases = ? WHERE id = ?", (json.dumps(new, ensure_ascii=False), e.id)
-                        )
-                    if e.description:
-                        conn.execute(
-                            "UPDATE entities SET description = ? WHERE id = ? AND description IS NULL",
-                            (e.description, e.id),
-                        )
-                else:
-                    conn.execute(
-                        "INSERT INTO entities (id, name, key, type, aliases, description, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                        (e.id, e.name, concept_key(e.name), e.type, json.dumps(list(dict.fromkeys(e.aliases)), ensure_ascii=False), e.description, now),
-                    )  # fmt: skip
-                    counts["entities"] += 1
-            for m in mentions:
-                counts["mentions"] += conn.execute(
-                    'INSERT OR IGNORE INTO mentions (entity_id, item_id, surface, start, "end", sentence) VALUES (?, ?, ?, ?, ?, ?)',
-                    (m.entity_id, m.item_id, m.surface, int(m.start), int(m.end), m.sentence),
-                ).rowcount
-            ends = {x for t in triplets for x in (t.head, t.tail)} | {m.entity_id for m in mentions}
-            ends -= set(existing) | set(merged_aliases)
-            for chunk in _chunks(list(ends)):
-                ends -= {r[0] for r in conn.execute(f"SELECT id FROM entities WHERE id IN ({_marks(chunk)})", chunk)}
-            if ends:
-                raise ConfigError(f"triplets or mentions refer to unknown entities {sorted(ends)[:3]}; write the entities first or in the same call")  # fmt: skip
-            for t in triplets:
-                conn.execute("INSERT OR IGNORE INTO relations (name) VALUES (?)", (t.relation,))
-                added = conn.execute(
-                    "INSERT OR IGNORE INTO triplets (id, head, relation, tail, sentence, confidence, valid_from, valid_to,"
-                    " recorded_at, retired_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (t.id, t.head, t.relation, t.tail, t.sentence, float(t.confidence), t.valid_from, t.valid_to, t.recorded_at or now, t.retired_at),
-                ).rowcount  # fmt: skip
-                counts["triplets"] += added
-                if not added:
-                    conn.execute("UPDATE triplets SET confidence = ? WHERE id = ? AND confidence < ?", (t.confidence, t.id, t.confidence))  # fmt: skip
-                for item_id in t.sources:
-                    counts["sources"] += conn.execute(
-                        "INSERT OR IGNORE INTO triplet_sources (triplet_id, item_id, sentence) VALUES (?, ?, ?)",
-                        (t.id, item_id, t.sentence),
-                    ).rowcount
-        return counts
-
-    def set_embedding(self, entity_ids: Sequence[str], vectors: np.ndarray) -> None:
-        """Store float32 ``(n, d)`` embeddings of entities (e.g. of their names, for resolution)."""
-        vectors = np.asarray(vectors, dtype=np.float32)
-        if vectors.ndim != 2 or vectors.shape[0] != len(entity_ids):
-            raise ConfigError(f"vectors must have shape ({len(entity_ids)}, d), got {vectors.shape}")
-        with self.store.transaction() as conn:
-            for eid, vec in zip(entity_ids, vectors):
-                conn.execute("UPDATE entities SET embedding = ? WHERE id = ?", (vec.tobytes(), eid))
-
-    def set_descriptions(self, descriptions: Mapping[str, str], *, overwrite: bool = False) -> int:
-        """Write entity descriptions (M3KG step 3); keeps an existing one unless ``overwrite``. Returns rows set."""
-        sql = "UPDATE entities SET description = ? WHERE id = ?" + ("" if overwrite else " AND description IS NULL")
-        with self.store.transaction() as conn:
-            return sum(conn.execute(sql, (text, eid)).rowcount for eid, text in descriptions.items() if text)
-
-    # -- reads ---------------------------------------------------------------------------------
-    def roots(self) -> dict[str, str]:
-        """Merged entity id -> the entity it resolves to now (chains followed)."""
-        parent = dict(self._read("SELECT id, merged_into FROM entities WHERE merged_into IS NOT NULL"))
-        out = {}
-        for eid in parent:
-            root, seen = eid, set()
-            while root in parent and root not in seen:
-                seen.add(root)
-                root = parent[root]
-            out[eid] = root
-        return out
-
-    def canonical(self, entity_id: str) -> str:
-        return self.roots().get(entity_id, entity_id)
-
-    def members(self, entity_ids: Sequence[str]) -> dict[str, list[str]]:
-        """Each root id -> itself plus the ids merged into it."""
-        roots = self.roots()
-        out = {e: [e] for e in entity_ids}
-        for eid, root in roots.items():
-            if root in out:
-                out[root].append(eid)
-        return out
-
-    def entities(self, ids: Sequence[str] | None = None, *, include_merged: bool = False) -> list[EntityRow]:
-        """Entity rows (roots only unless ``include_merged``); a root's aliases include its members'."""
-        cols = "id, name, type, aliases, description, merged_into"
-        if ids is None:
-            rows = self._read(f"SELECT {cols} FROM entities ORDER BY rowid")
+    roots = graph.roots()
+    if entity_ids is None:
+        ents = graph.entities()
+        triplets = graph.triplets()
+        mentions = graph.mentions() if items else []
+    else:
+        wanted = {roots.get(e, e) for e in entity_ids}
+        ents = graph.entities(list(wanted))
+        expanded = [m for ms in graph.members(list(wanted)).values() for m in ms]
+        triplets = [t for t in graph.triplets(entity_ids=expanded) if roots.get(t.head, t.head) in wanted and roots.get(t.tail, t.tail) in wanted]  # fmt: skip
+        mentions = graph.mentions(entity_ids=expanded) if items else []
+    view = nx.Graph()
+    for e in ents:
+        view.add_node(entity_node(e.id), kind="entity", id=e.id, name=e.name, type=e.type)
+    for t in triplets:
+        h, tl = entity_node(roots.get(t.head, t.head)), entity_node(roots.get(t.tail, t.tail))
+        if h == tl or h not in view or tl not in view:
+            continue
+        if view.has_edge(h, tl):
+            data = view.edges[h, tl]
+            data["triplets"].append(t.id)
+            data["relations"].append(t.relation)
+            data["items"].extend(s for s in t.sources if s not in data["items"])
+            data["weight"] += 1.0
         else:
-            rows = self._read_in(f"SELECT {cols} FROM entities WHERE id IN ({{in_}})", ids)
-        roots = self.roots()
-        extra: dict[str, list[str]] = {}
-        if roots:
-            for eid, aliases in self._read_in("SELECT id, aliases FROM entities WHERE id IN ({in_})", list(roots)):
-                extra.setdefault(roots[eid], []).extend(json.loads(aliases))
-        out = []
-        for eid, name, type_, aliases, desc, merged_into in rows:
-            if merged_into and not include_merged:
-                continue
-            all_aliases = tuple(dict.fromkeys(json.loads(aliases) + extra.get(eid, [])))
-            out.append(EntityRow(eid, name, type_, all_aliases, desc, roots.get(eid) if merged_into else None))
-        return out
-
-    def get_entity(self, entity_id: str) -> EntityRow:
-        rows = self.entities([entity_id], include_merged=True)
-        if not rows:
-            raise NotFound(f"no entity with id {entity_id!r}; look ids up with find_entities(name)")
-        return rows[0]
-
-    def find_entities(self, name: str) -> list[EntityRow]:
-        """Roots of the entities whose key equals ``name``'s (any type)."""
-        ids = [r[0] for r in self._read("SELECT id FROM entities WHERE key = ?", (concept_key(name),))]
-        roots = self.roots()
-        return self.entities(list(dict.fromkeys(roots.get(i, i) for i in ids)))
-
-    def embeddings(self, entity_ids: Sequence[str]) -> dict[str, np.ndarray]:
-        rows = self._read_in(
-            "SELECT id, embedding FROM entities WHERE embedding IS NOT NULL AND id IN ({in_})", entity_ids
-        )
-        return {eid: np.frombuffer(blob, dtype=np.float32).copy() for eid, blob in rows}
-
-    def triplets(
-        self, *, entity_ids: Sequence[str] | None = None, item_ids: Sequence[str] | None = None
-    ) -> list[TripletRow]:
-        """Triplets touching ``entity_ids`` (head or tail), or read from ``item_ids``, or all; with sources."""
-        cols = "id, head, relation, tail, sentence, confidence, valid_from, valid_to, recorded_at, retired_at"
-        if entity_ids is not None:
-            ids = list(entity_ids)
-            rows = self._read_in(f"SELECT {cols} FROM triplets WHERE head IN ({{in_}})", ids)
-            rows += self._read_in(f"SELECT {cols} FROM triplets WHERE tail IN ({{in_}})", ids)
-        elif item_ids is not None:
-            tids = [
-                r[0] for r in self._read_in("SELECT triplet_id FROM triplet_sources WHERE item_id IN ({in_})", item_ids)
-            ]
-            rows = self._read_in(f"SELECT {cols} FROM triplets WHERE id IN ({{in_}})", tids)
+            view.add_edge(h, tl, kind="triplet", triplets=[t.id], relations=[t.relation], items=list(t.sources), weight=1.0)  # fmt: skip
+    for m in mentions:
+        e, i = entity_node(roots.get(m.entity_id, m.entity_id)), item_node(m.item_id)
+        if e not in view:
+            continue
+        if i not in view:
+            view.add_node(i, kind="item", id=m.item_id)
+        if view.has_edge(e, i):
+            view.edges[e, i]["weight"] += 1.0
         else:
-            rows = self._read(f"SELECT {cols} FROM triplets ORDER BY rowid")
-        rows = list({r[0]: r for r in rows}.values())
-        sources = self.sources([r[0] for r in rows])
-        return [
-            TripletRow(r[0], r[1], r[2], r[3], r[4], r[5], tuple(sources.get(r[0], ())), r[6], r[7], r[8], r[9])
-            for r in rows
-        ]
-
-    def sources(self, triplet_ids: Sequence[str]) -> dict[str, list[str]]:
-        out: dict[str, list[str]] = {}
-        for tid, item_id in self._read_in("SELECT triplet_id, item_id FROM triplet_sources WHERE triplet_id IN ({in_})", triplet_ids):  # fmt: skip
-            out.setdefault(tid, []).append(item_id)
-        return out
-
-    def mentions(
-        self, *, entity_ids: Sequence[str] | None = None, item_ids: Sequence[str] | None = None
-    ) -> list[MentionRow]:
-        cols = 'entity_id, item_id, surface, start, "end", sentence'
-        if entity_ids is not None:
-            rows = self._read_in(f"SELECT {cols} FROM mentions WHERE entity_id IN ({{in_}})", entity_ids)
-        elif item_ids is not None:
-            rows = self._read_in(f"SELECT {cols} FROM mentions WHERE item_id IN ({{in_}})", item_ids)
-        else:
-            rows = self._read(f"SELECT {cols} FROM mentions")
-        return [MentionRow(*r) for r in rows]
-
-    def contexts(self, entity_ids: Sequence[str], *, limit: int = 8) -> dict[str, list[str]]:
-        """Each entity (with its merged members) -> up to ``limit`` distinct sentences mentioning it."""
-        groups = self.members(entity_ids)
-        owner = {m: root for root, ms in groups.items() for m in ms}
-        out: dict[str, list[str]] = {e: [] for e in entity_ids}
-        for eid, sentence in self._read_in("SELECT entity_id, sentence FROM mentions WHERE entity_id IN ({in_})", list(owner)):  # fmt: skip
-            bucket = out[owner[eid]]
-            if sentence and sentence not in bucket and len(bucket) < limit:
-                bucket.append(sentence)
-        return out
-
-    def items_with_links(self, item_ids: Sequence[str]) -> set[str]:
-        """Those of ``item_ids`` that have a mention or a triplet source in the graph."""
-        found = {
-            r[0] for r in self._read_in("SELECT DISTINCT item_id FROM mentions WHERE item_id IN ({in_})", item_ids)
-        }
-        found |= {r[0] for r in self._read_in("SELECT DISTINCT item_id FROM triplet_sources WHERE item_id IN ({in_})", item_ids)}  # fmt: skip
-        return found
-
-    def items_of(self, entity_ids: Sequence[str]) -> dict[str, set[str]]:
-        """Each entity (with its merged members) -> the items that mention it."""
-        groups = self.members(entity_ids)
-        owner = {m: root for root, ms in groups.items() for m in ms}
-        out: dict[str, set[str]] = {e: set() for e in entity_ids}
-        for eid, item_id in self._read_in("SELECT entity_id, item_id FROM mentions WHERE entity_id IN ({in_})", list(owner)):  # fmt: skip
-            out[owner[eid]].add(item_id)
-        return out
-
-    def mention_counts(self, entity_ids: Sequence[str]) -> dict[str, int]:
-        """Entity id -> number of its own mentions."""
-        sql = "SELECT entity_id, count(*) FROM mentions WHERE entity_id IN ({in_}) GROUP BY entity_id"
-        return dict(self._read_in(sql, entity_ids))
-
-    def neighbor_ids(self, entity_ids: Sequence[str], *, hops: int = 1) -> set[str]:
-        """Root entity ids within ``hops`` triplet edges of ``entity_ids`` (in SQL, no full load)."""
-        if hops < 0:
-            raise ConfigError(f"hops must be >= 0, got {hops}")
-        roots = self.roots()
-        frontier = {roots.get(e, e) for e in entity_ids}
-        seen = set(frontier)
-        for _ in range(hops):
-            expanded = [m for ms in self.members(list(frontier)).values() for m in ms]
-            rows = self._read_in("SELECT head, tail FROM triplets WHERE head IN ({in_})", expanded)
-            rows += self._read_in("SELECT head, tail FROM triplets WHERE tail IN ({in_})", expanded)
-            frontier = {roots.get(x, x) for r in rows for x in r} - seen
-            seen |= frontier
-            if not frontier:
-                break
-        return seen
-
-    def counts(self) -> dict[str, int]:
-        one = lambda sql: self._read(sql)[0][0]
-        return {
-            "entities": one("SELECT count(*) FROM entities WHERE merged_into IS NULL"),
-            "triplets": one("SELECT count(*) FROM triplets"),
-            "mentions": one("SELECT count(*) FROM mentions"),
-            "relations": one("SELECT count(*) FROM relations"),
-            "merges": one("SELECT count(*) FROM entity_merges WHERE undone_at IS NULL"),
-            "splits": one("SELECT count(*) FROM entity_splits WHERE undone_at IS NULL"),
-        }
-
-    def check_coverage(self) -> list[str]:
-        """Ids of triplets that link to no source item (the coverage property holds when empty)."""
-        sql = "SELECT id FROM triplets WHERE NOT EXISTS (SELECT 1 FROM triplet_sources s WHERE s.triplet_id = triplets.id)"
-        return [r[0] for r in self._read(sql)]
-
-    # -- entity resolution ---------------------------------------------------------------------
-    def merge(self, kept: str, merged: str, *, reason: str, scores: dict[str, float] | None = None) -> Merge:
-        """Resolve ``merged`` to ``kept`` (logged, reversible with :meth:`unmerge`)."""
-        kept, merged_root = self.canonical(kept), self.canonical(merged)
-        if kept == merged_root:
-            raise ConfigError(f"{merged} already resolves to {kept}; nothing to merge")
-        now = utc_now()
-        with self.store.transaction() as conn:
-            for eid in (kept, merged):
-                if conn.execute("SELECT 1 FROM entities WHERE id = ?", (eid,)).fetchone() is None:
-                    raise NotFound(f"no entity with id {eid!r}")
-            conn.execute("UPDATE entities SET merged_into = ? WHERE id = ?", (kept, merged_root))
-            cursor = conn.execute(
-                "INSERT INTO entity_merges (kept, merged, reason, scores, created_at) VALUES (?, ?, ?, ?, ?)",
-                (kept, merged_root, reason, json.dumps(scores or {}, sort_keys=True), now),
-            )
-        log.debug("merged entity %s into %s (%s)", merged_root, kept, reason)
-        return Merge(int(cursor.lastrowid), kept, merged_root, reason, dict(scores or {}), now)
-
-    def unmerge(self, merged: str) -> None:
-        """Undo the merge of ``merged``: it is its own entity again (its own members follow it)."""
-        with self.store.transaction() as conn:
-            row = conn.execute("SELECT merged_into FROM entities WHERE id = ?", (merged,)).fetchone()
-            if row is None or row[0] is None:
-                raise NotFound(f"entity {merged!r} is not merged into another; see merges() for the log")
-            conn.execute("UPDATE entities SET merged_into = NULL WHERE id = ?", (merged,))
-            conn.execute(
-                "UPDATE entity_merges SET undone_at = ? WHERE merged = ? AND undone_at IS NULL", (utc_now(), merged)
-            )
-
-    def merges(self, *, include_undone: bool = False) -> list[Merge]:
-        where = "" if include_undone else " WHERE undone_at IS NULL"
-        rows = self._read(f"SELECT id, kept, merged, reason, scores, created_at, undone_at FROM entity_merges{where} ORDER BY id")  # fmt: skip
-        return [Merge(r[0], r[1], r[2], r[3], json.loads(r[4]), r[5], r[6]) for r in rows]
-
-    # -- senses: one name and type, two referents ------------------------------------------------
-    def split(
-        self, entity: str, item_ids: Sequence[str], *, reason: str, scores: dict[str, float] | None = None
-    ) -> Split:
-        """Move ``entity``'s own mentions in ``item_ids``, and its triplets sourced there, to a new entity.
-
-        The new entity (a *sense*: same name, key and type, id :func:`sense_id`) is created, the rows
-        are re-pointed (a triplet's id changes with its head or tail, so each moved source is written to
-        the re-pointed triplet and removed from the old one, which goes when none is left: the coverage
-        property holds) and the split is logged, all in one transaction. Undo with :meth:`unsplit`.
-        """
-        now = utc_now()
-        with self.store.transaction() as conn:
-            row = conn.execute("SELECT name, key, type FROM entities WHERE id = ?", (entity,)).fetchone()
-            if row is None:
-                raise NotFound(f"no entity with id {entity!r}")
-            n = conn.execute("SELECT count(*) FROM entity_splits WHERE entity = ?", (entity,)).fetchone()[0]
-            sense = sense_id(entity, n + 1)
-            conn.execute(
-                "INSERT INTO entities (id, name, key, type, aliases, created_at) VALUES (?, ?, ?, ?, '[]', ?)",
-                (sense, *row, now),
-            )
-            if not move_entity_rows(conn, entity, sense, set(item_ids)):
-                raise ConfigError(
-                    f"entity {entity} has no mention in the {len(item_ids)} item(s) given; nothing to split"
-                )
-            scores = dict(scores or {})
-            cursor = conn.execute(
-                "INSERT INTO entity_splits (entity, sense, reason, scores, created_at) VALUES (?, ?, ?, ?, ?)",
-                (entity, sense, reason, json.dumps(scores, sort_keys=True), now),
-            )
-        log.debug("split entity %s: sense %s (%s)", entity, sense, reason)
-        return Split(int(cursor.lastrowid), entity, sense, reason, scores, now)
-
-    def unsplit(self, sense: str) -> None:
-        """Undo the split that made ``sense``: its mentions and triplets go back to the entity it was split
-        from, and ``sense`` resolves to that entity (a merge-log row "undo split")."""
-        now = utc_now()
-        with self.store.transaction() as conn:
-            row = conn.execute("SELECT id, entity FROM entity_splits WHERE sense = ? AND undone_at IS NULL", (sense,)).fetchone()  # fmt: skip
-            if row is None:
-                raise NotFound(f"{sense!r} is not the sense of an active split; see splits() for the log")
-            split, entity = row
-            move_entity_rows(conn, sense, entity, None)
-            conn.execute("UPDATE entities SET merged_into = ? WHERE id = ?", (entity, sense))
-            conn.execute(
-                "INSERT INTO entity_merges (kept, merged, reason, scores, created_at) VALUES (?, ?, 'undo split', '{}', ?)",
-                (entity, sense, now),
-            )
-            conn.execute("UPDATE entity_splits SET undone_at = ? WHERE id = ?", (now, split))
-
-    def splits(self, *, include_undone: bool = False) -> list[Split]:
-        where = "" if include_undone else " WHERE undone_at IS NULL"
-        rows = self._read(f"SELECT id, entity, sense, reason, scores, created_at, undone_at FROM entity_splits{where} ORDER BY id")  # fmt: skip
-        return [Split(r[0], r[1], r[2], r[3], json.loads(r[4]), r[5], r[6]) for r in rows]
-
-    def senses(self) -> dict[str, list[str]]:
-        """Each entity with active splits -> itself and its senses (the ids a new mention may go to)."""
-        out: dict[str, list[str]] = {}
-        for entity, sense in self._read("SELECT entity, sense FROM entity_splits WHERE undone_at IS NULL ORDER BY id"):
-            out.setdefault(entity, [entity]).append(sense)
-        return out
-
-    # -- privacy delete ------------------------------------------------------------------------
-    def orphan_items(self) -> list[str]:
-        """Ids of items the graph still links to (mentions, triplet sources) that are no longer stored."""
-        rows = self._read(
-            "SELECT item_id FROM mentions WHERE item_id NOT IN (SELECT id FROM items)"
-            " UNION SELECT item_id FROM triplet_sources WHERE item_id NOT IN (SELECT id FROM items)"
-        )
-        return sorted(r[0] for r in rows)
-
-    def delete_item_links(self, item_ids: Sequence[str]) -> dict[str, int]:
-        """Remove the mentions and triplet sources of deleted items, and what is left without evidence.
-
-        A triplet with no source left is deleted; a surviving triplet whose sentence came from a
-        deleted item takes a remaining source's sentence. An entity with no mention, no triplet and no
-        member left is deleted with its merge-log rows; a surviving one's aliases are recomputed from
-        its remaining mentions. Relations no triplet uses go too. Returns counts of deleted rows.
-        """
-        counts = {"mentions": 0, "sources": 0, "triplets": 0, "entities": 0, "relations": 0}
-        with self.store.transaction() as conn:
-            touched_e: set[str] = set()
-            touched_t: set[str] = set()
-            for chunk in _chunks(item_ids):
-                marks = _marks(chunk)
-                touched_e |= {r[0] for r in conn.execute(f"SELECT entity_id FROM mentions WHERE item_id IN ({marks})", chunk)}  # fmt: skip
-                touched_t |= {r[0] for r in conn.execute(f"SELECT triplet_id FROM triplet_sources WHERE item_id IN ({marks})", chunk)}  # fmt: skip
-                counts["mentions"] += conn.execute(f"DELETE FROM mentions WHERE item_id IN ({marks})", chunk).rowcount
-                counts["sources"] += conn.execute(f"DELETE FROM triplet_sources WHERE item_id IN ({marks})", chunk).rowcount  # fmt: skip
-            for tid in touched_t:
-                left = conn.execute(
-                    "SELECT sentence FROM triplet_sources WHERE triplet_id = ? LIMIT 1", (tid,)
-                ).fetchone()
-                row = conn.execute("SELECT head, tail FROM triplets WHERE id = ?", (tid,)).fetchone()
-                if row is None:
-                    continue
-                if left is None:
-                    counts["triplets"] += conn.execute("DELETE FROM triplets WHERE id = ?", (tid,)).rowcount
-                    touched_e.update(row)
-                else:
-                    conn.execute("UPDATE triplets SET sentence = ? WHERE id = ?", (left[0], tid))
-            while touched_e:
-                next_round: set[str] = set()
-                for eid in touched_e:
-                    used = (
-                        conn.execute("SELECT 1 FROM mentions WHERE entity_id = ? LIMIT 1", (eid,)).fetchone()
-                        or conn.execute("SELECT 1 FROM triplets WHERE head = ? OR tail = ? LIMIT 1", (eid, eid)).fetchone()
-                        or conn.execute("SELECT 1 FROM entities WHERE merged_into = ? LIMIT 1", (eid,)).fetchone()
-                    )  # fmt: skip
-                    if used:
-                        surfaces = [r[0] for r in conn.execute("SELECT DISTINCT surface FROM mentions WHERE entity_id = ?", (eid,))]  # fmt: skip
-                        conn.execute("UPDATE entities SET aliases = ? WHERE id = ?", (json.dumps(surfaces, ensure_ascii=False), eid))  # fmt: skip
-                        continue
-                    parent = conn.execute("SELECT merged_into FROM entities WHERE id = ?", (eid,)).fetchone()
-                    counts["entities"] += conn.execute("DELETE FROM entities WHERE id = ?", (eid,)).rowcount
-                    conn.execute("DELETE FROM entity_merges WHERE kept = ? OR merged = ?", (eid, eid))
-                    conn.execute("DELETE FROM entity_splits WHERE entity = ? OR sense = ?", (eid, eid))
-                    if parent and parent[0]:
-                        next_round.add(parent[0])  # its root may now be left with nothing
-                touched_e = next_round
-            counts["relations"] = conn.execute(
-                "DELETE FROM relations WHERE NOT EXISTS (SELECT 1 FROM triplets t WHERE t.relation = relations.name)"
-            ).rowcount
-        return counts
-
-    # -- networkx view -------------------------------------------------------------------------
-    def to_networkx(self, entity_ids: Sequence[str] | None = None, *, items: bool = True) -> nx.Graph:
-        """An undirected view: entity nodes ``"e:<id>"``, item nodes ``"i:<id>"`` (attribute ``kind``).
-
-        Edges: entity-entity ``kind="triplet"`` with ``triplets`` (ids), ``relations`` and ``items``
-        (their sources), ``weight`` = number of triplets; entity-item ``kind="mention"`` with
-        ``weight`` = number of mentions. Merged entities appear as their root. ``entity_ids``: load
-        only those entities (their roots and members), the triplets among them and their items.
-        """
-        import networkx as nx
-
-        roots = self.roots()
-        if entity_ids is None:
-            ents = self.entities()
-            triplets = self.triplets()
-            mentions = self.mentions() if items else []
-        else:
-            wanted = {roots.get(e, e) for e in entity_ids}
-            ents = self.entities(list(wanted))
-            expanded = [m for ms in self.members(list(wanted)).values() for m in ms]
-            triplets = [t for t in self.triplets(entity_ids=expanded) if roots.get(t.head, t.head) in wanted and roots.get(t.tail, t.tail) in wanted]  # fmt: skip
-            mentions = self.mentions(entity_ids=expanded) if items else []
-        graph = nx.Graph()
-        for e in ents:
-            graph.add_node(entity_node(e.id), kind="entity", id=e.id, name=e.name, type=e.type)
-        for t in triplets:
-            h, tl = entity_node(roots.get(t.head, t.head)), entity_node(roots.get(t.tail, t.tail))
-            if h == tl or h not in graph or tl not in graph:
-                continue
-            if graph.has_edge(h, tl):
-                data = graph.edges[h, tl]
-                data["triplets"].append(t.id)
-                data["relations"].append(t.relation)
-                data["items"].extend(s for s in t.sources if s not in data["items"])
-                data["weight"] += 1.0
-            else:
-                graph.add_edge(h, tl, kind="triplet", triplets=[t.id], relations=[t.relation], items=list(t.sources), weight=1.0)  # fmt: skip
-        for m in mentions:
-            e, i = entity_node(roots.get(m.entity_id, m.entity_id)), item_node(m.item_id)
-            if e not in graph:
-                continue
-            if i not in graph:
-                graph.add_node(i, kind="item", id=m.item_id)
-            if graph.has_edge(e, i):
-                graph.edges[e, i]["weight"] += 1.0
-            else:
-                graph.add_edge(e, i, kind="mention", weight=1.0)
-        return graph
+            view.add_edge(e, i, kind="mention", weight=1.0)
+    return view

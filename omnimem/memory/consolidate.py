@@ -44,45 +44,24 @@ def consolidate(memory: Memory, *, resolve: bool = True, progress: Any = False) 
 
 
 def _observe_unseen(memory: Memory) -> int:
-    rows = memory.store.read(
-        "SELECT DISTINCT s.item_id FROM triplet_sources s"
-        " WHERE s.triplet_id NOT IN (SELECT triplet_id FROM fact_events)"
-    )
-    items = [r[0] for r in rows]
+    items = memory.facts_log.unseen_items()
     if not items:
         return 0
-    counts = memory.semantic.observe(items)
-    return counts["add"]
+    return memory.semantic.observe(items)["add"]
 
 
 def _merge_duplicate_facts(memory: Memory) -> int:
-    graph = memory.graph
-    roots = graph.roots()
+    """After entity merges, facts with the same canonical head, relation and tail become one: the
+    earliest recorded survives with every source, the merge is logged."""
+    roots = memory.graph.roots()
     groups: dict[tuple[str, str, str], list[tuple[str, str]]] = defaultdict(list)
-    for tid, head, relation, tail, recorded in memory.store.read(
-        "SELECT id, head, relation, tail, recorded_at FROM triplets WHERE retired_at IS NULL"
-    ):
-        key = (roots.get(head, head), relation, roots.get(tail, tail))
-        groups[key].append((recorded or "", tid))
-    merged = 0
+    for tid, head, relation, tail, recorded in memory.graph.active_triplets():
+        groups[(roots.get(head, head), relation, roots.get(tail, tail))].append((recorded or "", tid))
+    pairs = [(members[0][1], tid) for members in map(sorted, groups.values()) for _, tid in members[1:]]
+    if not pairs:
+        return 0
     now = utc_now()
-    with memory.store.transaction() as conn:
-        for members in groups.values():
-            if len(members) < 2:
-                continue
-            members.sort()
-            keep = members[0][1]
-            for _, tid in members[1:]:
-                conn.execute(
-                    "INSERT OR IGNORE INTO triplet_sources (triplet_id, item_id, sentence)"
-                    " SELECT ?, item_id, sentence FROM triplet_sources WHERE triplet_id = ?",
-                    (keep, tid),
-                )
-                conn.execute("DELETE FROM triplet_sources WHERE triplet_id = ?", (tid,))
-                conn.execute("DELETE FROM triplets WHERE id = ?", (tid,))
-                conn.execute(
-                    "INSERT INTO fact_events (triplet_id, event, other_id, at) VALUES (?, 'merge', ?, ?)",
-                    (keep, tid, now),
-                )
-                merged += 1
+    with memory.store.transaction():  # moved, dropped and logged together
+        merged = memory.graph.collapse(pairs)
+        memory.facts_log.log([(keep, "merge", drop, None, now) for keep, drop in pairs])
     return merged

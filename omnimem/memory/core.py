@@ -23,7 +23,6 @@ from omnimem.config import GraspConfig, MemoryConfig
 from omnimem.encoders import Encoder, create_encoder
 from omnimem.errors import BackendUnavailable, ConfigError, NotFound
 from omnimem.graph.builder import GraphBuilder
-from omnimem.graph.store import GraphStore
 from omnimem.memory.episodes import EpisodicMemory
 from omnimem.memory.forgetting import ForgetPolicy, ForgetReport, Forgetting
 from omnimem.memory.jobs import JobRunner
@@ -38,6 +37,8 @@ from omnimem.retrieval.hybrid import hybrid_search
 from omnimem.retrieval.pipeline import retrieve_context
 from omnimem.stores import FileBlobStore, Filters, SQLiteRecordStore, SyncedIndex
 from omnimem.stores.nodes import Node
+from omnimem.stores.sqlite_facts import SQLiteFactLog
+from omnimem.stores.sqlite_graph import SQLiteGraphStore
 from omnimem.types import MODALITIES, Hit, Item, check_utf8, to_iso, utc_now
 
 __all__ = ["Memory", "TEXT_SPACE", "IMAGE_SPACE"]
@@ -62,7 +63,8 @@ class Memory:
         self.image_encoder = image_encoder
         self._media: MediaIngestor | None = None
         self._clap: Encoder | None = None  # the audio-text model, loaded on the first query with audio
-        self.graph = GraphStore(store)
+        self.graph = SQLiteGraphStore(store)  # the M3KG, in the same database (omnimem.stores.base.GraphStore)
+        self.facts_log = SQLiteFactLog(store)  # every operation on a fact (omnimem.stores.base.FactLog)
         self._builder: GraphBuilder | None = None
         self.config = config
         self.store = store

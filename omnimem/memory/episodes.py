@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from omnimem.errors import ConfigError, MemoryLocked, NotFound
-from omnimem.stores.nodes import Node, node_items_where
+from omnimem.stores.nodes import Node
 from omnimem.types import Item, to_iso
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -135,30 +135,18 @@ class EpisodicMemory:
                 raise NotFound(f"no episode or session node {episode!r}; list them with mem.episodes()")
             episode = nodes[0]
         if isinstance(episode, Node):
-            where, node_params = node_items_where(episode)
-            clauses, params = [where], list(node_params)
+            scope = {"episode": episode.episode, "session": episode.session}
         elif isinstance(episode, str):
-            clauses, params = ["episode = ?"], [episode]
+            scope = {"episode": episode}
         else:
             raise ConfigError(
                 f"episode must be an episode id, a node id or a Node from mem.episodes(), got {type(episode).__name__}"
             )
-        if t_start is not None:
-            clauses.append("t_end > ?")
-            params.append(float(t_start))
-        if t_end is not None:
-            clauses.append("t_start < ?")
-            params.append(float(t_end))
-        if since is not None:
-            clauses.append("event_time >= ?")
-            params.append(to_iso(since))
-        if until is not None:
-            clauses.append("event_time < ?")
-            params.append(to_iso(until))
-        rows = self.memory.store.read(
-            f"SELECT id FROM items WHERE {' AND '.join(clauses)} ORDER BY t_start, event_time, rowid", params
-        )
-        return [item for item in self.memory.store.get([r[0] for r in rows]) if item is not None]
+        ids = self.memory.store.timeline(
+            **scope, t_start=None if t_start is None else float(t_start), t_end=None if t_end is None else float(t_end),
+            since=to_iso(since), until=to_iso(until),
+        )  # fmt: skip
+        return [item for item in self.memory.store.get(ids) if item is not None]
 
     # -- writing summaries -------------------------------------------------------------------
     def refresh(self, nodes: list[Node] | None = None) -> int:

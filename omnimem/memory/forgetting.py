@@ -14,7 +14,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import json
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -75,63 +74,39 @@ class Forgetting:
         speakers: Sequence[str] | None = None, sources: Sequence[str] | None = None, before: Any = None,
     ) -> list[str]:  # fmt: skip
         """Ids of items matching every given filter (``before``: event time earlier than it)."""
-        clauses, params = [], []
-        for column, values in (
-            ("session", sessions),
-            ("episode", episodes),
-            ("speaker", speakers),
-            ("source", sources),
-        ):
-            if values is not None:
-                values = [values] if isinstance(values, str) else list(values)
-                clauses.append(f"{column} IN ({', '.join('?' * len(values))})")
-                params += values
-        if before is not None:
-            clauses.append("event_time < ?")
-            params.append(to_iso(before))
-        if not clauses:
+        fields = {"sessions": sessions, "episodes": episodes, "speakers": speakers, "sources": sources}
+        fields = {k: ([v] if isinstance(v, str) else list(v)) for k, v in fields.items() if v is not None}
+        if not fields and before is None:
             raise ConfigError("forget needs ids or at least one filter (sessions, episodes, speakers, sources, before)")
-        return [r[0] for r in self.memory.store.read(f"SELECT id FROM items WHERE {' AND '.join(clauses)}", params)]
+        return self.memory.store.select(**fields, before=to_iso(before))
 
     def forget(self, ids: Sequence[str]) -> ForgetReport:
         """Remove items and everything derived only from them, from every store, index and file."""
-        memory = self.memory
-        items = [i for i in memory.store.get(list(dict.fromkeys(ids))) if i is not None]
-        archived = [i for i in dict.fromkeys(ids) if memory.store.read("SELECT 1 FROM archive WHERE item_id = ?", (i,))]
-        known = {i.id for i in items}
-        for (payload,) in memory.store.read(
-            f"SELECT item FROM archive WHERE item_id IN ({', '.join('?' * len(archived))})", archived
-        ):
-            item = Item(**json.loads(payload))
-            if item.id not in known:
-                items.append(item)
-        texts = [i.text for i in items]
-        report = ForgetReport(items=list(dict.fromkeys([i.id for i in items] + archived)))
+        memory, store = self.memory, self.memory.store
+        wanted = list(dict.fromkeys(ids))
+        items = [i for i in store.get(wanted) if i is not None]
+        archived = store.archived_items(wanted)
+        items += [i for i in archived if i.id not in {x.id for x in items}]
+        report = ForgetReport(items=[i.id for i in items])
         before = memory.graph.counts()
         blobs = {address for item in items for address in _blobs(item)}
         memory.delete(report.items)
         after = memory.graph.counts()
         report.triplets = before.get("triplets", 0) - after.get("triplets", 0)
         report.entities = before.get("entities", 0) - after.get("entities", 0)
-        still_used = {a for (a,) in memory.store.read("SELECT blob FROM items WHERE blob IS NOT NULL")}
-        still_used |= {
-            a
-            for (m,) in memory.store.read("SELECT metadata FROM items WHERE metadata LIKE '%keyframes%'")
-            for a in _keyframe_blobs(m)
-        }
-        for address in blobs - still_used:
+        for address in blobs - store.blobs_in_use(list(blobs)):
             report.blobs += memory.blobs.delete(address)
-        with memory.store.transaction() as conn:
-            conn.execute("DELETE FROM fact_events WHERE triplet_id NOT IN (SELECT id FROM triplets)")
-            for item_id in report.items:
-                conn.execute("DELETE FROM archive WHERE item_id = ?", (item_id,))
-                conn.execute("DELETE FROM archive_vectors WHERE item_id = ?", (item_id,))
+        with store.transaction():
+            memory.facts_log.prune()  # the history of facts that went with their evidence
+            store.drop_archived([i.id for i in archived])
         for index in memory.indexes.values():  # the old index files still hold the vectors
             index.save()
-        sources = {s for (s,) in memory.store.read("SELECT DISTINCT source FROM items WHERE source IS NOT NULL")}
-        report.files = drop_sources(memory.path, (i.source for i in items), sources)
-        report.threads = scrub_checkpoints(memory.path, report.items, texts, timeout=memory.store.busy_timeout)
-        report.wal_truncated = memory.store.purge()
+        sources = [i.source for i in items if i.source]
+        report.files = drop_sources(memory.path, sources, store.sources_in_use(sources))
+        report.threads = scrub_checkpoints(
+            memory.path, report.items, [i.text for i in items], timeout=store.busy_timeout
+        )
+        report.wal_truncated = store.purge()
         return report
 
     # -- decay and prune ---------------------------------------------------------------------
@@ -186,10 +161,6 @@ class Forgetting:
 def _parse(iso: str) -> dt.datetime:
     value = dt.datetime.fromisoformat(iso)
     return value if value.tzinfo else value.replace(tzinfo=dt.timezone.utc)
-
-
-def _keyframe_blobs(metadata_json: str) -> list[str]:
-    return [k["blob"] for k in json.loads(metadata_json).get("keyframes", []) if isinstance(k, dict) and "blob" in k]
 
 
 def _blobs(item: Item) -> list[str]:

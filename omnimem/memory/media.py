@@ -437,8 +437,7 @@ class MediaIngestor:
         return path, f"file:{file_digest(path)[:24]}"
 
     def _episode_ids(self, episode: str) -> list[str]:
-        rows = self.memory.store.read("SELECT id FROM items WHERE episode = ? ORDER BY t_start, rowid", (episode,))
-        return [r[0] for r in rows]
+        return self.memory.store.timeline(episode=episode)
 
 
 def transcribe_config(media: MediaConfig) -> TranscribeConfig:

@@ -42,13 +42,6 @@ FUNCTIONAL_RELATIONS: dict[str, tuple[str, ...]] = {
 _FAMILY = {phrase: family for family, phrases in FUNCTIONAL_RELATIONS.items() for phrase in phrases}
 _NOT_VALUES = {"DATE", "TIME", "CARDINAL", "ORDINAL", "QUANTITY", "PERCENT", "MONEY"}
 
-_EVENTS_SQL = """
-CREATE TABLE IF NOT EXISTS fact_events (
-    id INTEGER PRIMARY KEY AUTOINCREMENT, triplet_id TEXT NOT NULL, event TEXT NOT NULL,
-    other_id TEXT, item_id TEXT, at TEXT NOT NULL, note TEXT NOT NULL DEFAULT '');
-CREATE INDEX IF NOT EXISTS fact_events_triplet ON fact_events(triplet_id);
-"""
-
 
 def relation_family(relation: str) -> str | None:
     """The functional family of a relation phrase ("moved to" and "live in" are both residence)."""
@@ -98,37 +91,27 @@ class SemanticMemory:
     def __init__(self, memory: Memory, *, generator: Any = None) -> None:
         self.memory = memory
         self.generator = generator
-        if memory.store.read("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'fact_events'"):
-            return  # opening a memory never takes the write lock when the schema is there
-        with memory.store.transaction() as conn:  # executescript would COMMIT: run statements one by one
-            for statement in filter(None, (s.strip() for s in _EVENTS_SQL.split(";"))):
-                conn.execute(statement)
+        self.log = memory.facts_log  # the store's FactLog: every operation on a fact
 
     # -- operations --------------------------------------------------------------------------
     def observe(self, item_ids: Sequence[str]) -> dict[str, int]:
         """Log add / reinforce for the facts read from these new items, then settle contradictions."""
         counts = {"add": 0, "reinforce": 0, "supersede": 0}
         triplets = self.memory.graph.triplets(item_ids=list(item_ids))
-        known = self._logged({t.id for t in triplets})
+        known = self.log.logged([t.id for t in triplets])
         now = utc_now()
         fresh: list[TripletRow] = []
-        with self.memory.store.transaction() as conn:
-            for t in triplets:
-                new_sources = [s for s in t.sources if s in set(item_ids)]
-                if t.id in known:
-                    for source in new_sources:
-                        conn.execute(
-                            "INSERT INTO fact_events (triplet_id, event, item_id, at) VALUES (?, 'reinforce', ?, ?)",
-                            (t.id, source, now),
-                        )
-                        counts["reinforce"] += 1
-                else:
-                    conn.execute(
-                        "INSERT INTO fact_events (triplet_id, event, item_id, at) VALUES (?, 'add', ?, ?)",
-                        (t.id, new_sources[0] if new_sources else None, now),
-                    )
-                    counts["add"] += 1
-                    fresh.append(t)
+        events = []
+        for t in triplets:
+            new_sources = [s for s in t.sources if s in set(item_ids)]
+            if t.id in known:
+                events += [(t.id, "reinforce", None, source, now) for source in new_sources]
+                counts["reinforce"] += len(new_sources)
+            else:
+                events.append((t.id, "add", None, new_sources[0] if new_sources else None, now))
+                counts["add"] += 1
+                fresh.append(t)
+        self.log.log(events)
         for t in fresh:
             counts["supersede"] += self._settle(t)
         return counts
@@ -148,12 +131,9 @@ class SemanticMemory:
             text = f"Correction: {old.head} {old.relation} {tail.strip()} (not {old.tail})."
             (item_id,) = self.memory.add(text, timestamp=timestamp, metadata={"correction_of": fact_id})
             new_fact = self._write_correction(old, tail.strip(), item_id, timestamp)
-        with self.memory.store.transaction() as conn:
-            conn.execute("UPDATE triplets SET retired_at = ? WHERE id = ? AND retired_at IS NULL", (now, fact_id))
-            conn.execute(
-                "INSERT INTO fact_events (triplet_id, event, other_id, at, note) VALUES (?, 'correct', ?, ?, ?)",
-                (fact_id, new_fact.id if new_fact else None, now, note),
-            )
+        with self.memory.store.transaction():  # retired and logged together
+            self.memory.graph.retire(fact_id, now)
+            self.log.log([(fact_id, "correct", new_fact.id if new_fact else None, None, now, note)])
         return new_fact
 
     def _write_correction(self, old: Fact, tail: str, item_id: str, timestamp: Any) -> Fact:
@@ -192,14 +172,10 @@ class SemanticMemory:
             return []
         same_head = [e.id for e in graph.find_entities(head.name)] or [new.head]
         relations = list(FUNCTIONAL_RELATIONS[family]) if family is not None else [new.relation]
-        rows = self.memory.store.read(
-            f"SELECT id, tail FROM triplets WHERE retired_at IS NULL AND id != ?"
-            f" AND head IN ({', '.join('?' * len(same_head))}) AND relation IN ({', '.join('?' * len(relations))})",
-            (new.id, *same_head, *relations),
-        )
+        rows = graph.active_triplets(heads=same_head, relations=relations, exclude=new.id)
         tail_key = concept_key(tail.name)
         rival_ids = []
-        for tid, other in rows:
+        for tid, _, _, other, _ in rows:
             other_tail = graph.get_entity(other)
             if concept_key(other_tail.name) != tail_key and other_tail.type not in _NOT_VALUES:
                 rival_ids.append(tid)
@@ -227,19 +203,9 @@ class SemanticMemory:
 
     def _supersede(self, older: TripletRow, newer: TripletRow) -> None:
         now = utc_now()
-        with self.memory.store.transaction() as conn:
-            conn.execute(
-                "UPDATE triplets SET valid_to = COALESCE(valid_to, ?), retired_at = ? WHERE id = ? AND retired_at IS NULL",
-                (newer.valid_from, now, older.id),
-            )
-            conn.execute(
-                "INSERT INTO fact_events (triplet_id, event, other_id, at) VALUES (?, 'superseded', ?, ?)",
-                (older.id, newer.id, now),
-            )
-            conn.execute(
-                "INSERT INTO fact_events (triplet_id, event, other_id, at) VALUES (?, 'supersede', ?, ?)",
-                (newer.id, older.id, now),
-            )
+        with self.memory.store.transaction():  # retired and logged together
+            self.memory.graph.retire(older.id, now, valid_to=newer.valid_from)
+            self.log.log([(older.id, "superseded", newer.id, None, now), (newer.id, "supersede", older.id, None, now)])
 
     # -- reading -----------------------------------------------------------------------------
     def facts(
@@ -278,21 +244,16 @@ class SemanticMemory:
 
     def history(self, fact_id: str) -> list[FactEvent]:
         """Every operation on one fact, oldest first."""
-        rows = self.memory.store.read(
-            "SELECT triplet_id, event, other_id, item_id, at, note FROM fact_events WHERE triplet_id = ? ORDER BY id",
-            (fact_id,),
-        )
-        return [FactEvent(*r) for r in rows]
+        return [FactEvent(*r) for r in self.log.history(fact_id)]
 
     def get(self, fact_id: str) -> Fact:
         return self._fact(self._row(fact_id), fact_id in self._corrected())
 
     def _row(self, fact_id: str) -> TripletRow:
-        found = self.memory.store.read("SELECT head FROM triplets WHERE id = ?", (fact_id,))
-        if not found:
+        head = self.memory.graph.head_of(fact_id)
+        if head is None:
             raise NotFound(f"no fact with id {fact_id!r}")
-        rows = [t for t in self.memory.graph.triplets(entity_ids=[found[0][0]]) if t.id == fact_id]
-        return rows[0]
+        return next(t for t in self.memory.graph.triplets(entity_ids=[head]) if t.id == fact_id)
 
     def _fact(self, t: TripletRow, corrected: bool) -> Fact:
         graph = self.memory.graph
@@ -301,16 +262,5 @@ class SemanticMemory:
             t.valid_from, t.valid_to, t.recorded_at, t.retired_at, t.sources, corrected,
         )  # fmt: skip
 
-    def _logged(self, ids: set[str]) -> set[str]:
-        if not ids:
-            return set()
-        marks = ", ".join("?" * len(ids))
-        return {
-            r[0]
-            for r in self.memory.store.read(
-                f"SELECT DISTINCT triplet_id FROM fact_events WHERE triplet_id IN ({marks})", list(ids)
-            )
-        }
-
     def _corrected(self) -> set[str]:
-        return {r[0] for r in self.memory.store.read("SELECT triplet_id FROM fact_events WHERE event = 'correct'")}
+        return self.log.corrected()

@@ -150,3 +150,19 @@ class ArchiveMixin:
                 conn.execute("DELETE FROM archive_vectors WHERE item_id = ?", (item_id,))
             restored.append(item)
         return restored
+
+    def archived_items(self, ids: Sequence[str]) -> list[Item]:
+        """The archived copies among ``ids`` (prune moved them out of the active tables)."""
+        ids, out = list(dict.fromkeys(ids)), []
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            rows = self._read(f"SELECT item FROM archive WHERE item_id IN ({', '.join('?' * len(chunk))})", chunk)
+            out += [Item(**json.loads(payload)) for (payload,) in rows]
+        return out
+
+    def drop_archived(self, ids: Sequence[str]) -> None:
+        """Delete archived copies (a privacy delete reaches the archive too)."""
+        with self.transaction() as conn:
+            for item_id in dict.fromkeys(ids):
+                conn.execute("DELETE FROM archive WHERE item_id = ?", (item_id,))
+                conn.execute("DELETE FROM archive_vectors WHERE item_id = ?", (item_id,))

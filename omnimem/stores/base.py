@@ -9,13 +9,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
+from omnimem.stores.graph_schema import EntityRow, MentionRow, Merge, Split, TripletRow
 from omnimem.types import Item
 
-__all__ = ["Filters", "RecordStore", "VectorIndex", "BlobStore"]
+__all__ = ["Filters", "RecordStore", "VectorIndex", "BlobStore", "GraphStore", "FactLog"]
 
 
 @dataclass(frozen=True)
@@ -128,3 +129,121 @@ class BlobStore(Protocol):
         """Remove the bytes; returns whether they existed."""
 
     def __contains__(self, address: object) -> bool: ...
+
+
+@runtime_checkable
+class GraphStore(Protocol):
+    """The M3KG (entities, mentions, triplets with their sources, the merge and split logs) of one memory.
+
+    Ids are content hashes (:mod:`omnimem.stores.graph_schema`), so writes are idempotent. Merges
+    are pointers resolved on read (``roots``); every triplet keeps at least one source item (the
+    coverage property). ``store`` is the memory's :class:`RecordStore`: a backend's graph writes join
+    its ``transaction()``, so an item and its graph links change together.
+    """
+
+    store: Any
+
+    def write(
+        self,
+        entities: Sequence[EntityRow] = (),
+        mentions: Sequence[MentionRow] = (),
+        triplets: Sequence[TripletRow] = (),
+    ) -> dict[str, int]:
+        """Upsert rows in one transaction; counts of new rows (entities, mentions, triplets, sources)."""
+
+    def set_embedding(self, entity_ids: Sequence[str], vectors: np.ndarray) -> None: ...
+
+    def set_descriptions(self, descriptions: Mapping[str, str], *, overwrite: bool = False) -> int: ...
+
+    def roots(self) -> dict[str, str]:
+        """Merged entity id -> the entity it resolves to now."""
+
+    def canonical(self, entity_id: str) -> str: ...
+
+    def members(self, entity_ids: Sequence[str]) -> dict[str, list[str]]: ...
+
+    def entities(self, ids: Sequence[str] | None = None, *, include_merged: bool = False) -> list[EntityRow]: ...
+
+    def get_entity(self, entity_id: str) -> EntityRow: ...
+
+    def find_entities(self, name: str) -> list[EntityRow]: ...
+
+    def embeddings(self, entity_ids: Sequence[str]) -> dict[str, np.ndarray]: ...
+
+    def triplets(
+        self, *, entity_ids: Sequence[str] | None = None, item_ids: Sequence[str] | None = None
+    ) -> list[TripletRow]: ...
+
+    def sources(self, triplet_ids: Sequence[str]) -> dict[str, list[str]]: ...
+
+    def mentions(
+        self, *, entity_ids: Sequence[str] | None = None, item_ids: Sequence[str] | None = None
+    ) -> list[MentionRow]: ...
+
+    def contexts(self, entity_ids: Sequence[str], *, limit: int = 8) -> dict[str, list[str]]: ...
+
+    def items_with_links(self, item_ids: Sequence[str]) -> set[str]: ...
+
+    def items_of(self, entity_ids: Sequence[str]) -> dict[str, set[str]]: ...
+
+    def mention_counts(self, entity_ids: Sequence[str]) -> dict[str, int]: ...
+
+    def neighbor_ids(self, entity_ids: Sequence[str], *, hops: int = 1) -> set[str]: ...
+
+    def counts(self) -> dict[str, int]: ...
+
+    def stats(self) -> dict[str, Any]: ...
+
+    def check_coverage(self) -> list[str]: ...
+
+    def active_triplets(
+        self, *, heads: Sequence[str] | None = None, relations: Sequence[str] | None = None, exclude: str | None = None
+    ) -> list[tuple[str, str, str, str, str | None]]: ...
+
+    def head_of(self, triplet_id: str) -> str | None: ...
+
+    def retire(self, triplet_id: str, at: str, *, valid_to: str | None = None) -> bool: ...
+
+    def collapse(self, pairs: Sequence[tuple[str, str]]) -> int: ...
+
+    def merge(self, kept: str, merged: str, *, reason: str, scores: dict[str, float] | None = None) -> Merge: ...
+
+    def unmerge(self, merged: str) -> None: ...
+
+    def merges(self, *, include_undone: bool = False) -> list[Merge]: ...
+
+    def split(
+        self, entity: str, item_ids: Sequence[str], *, reason: str, scores: dict[str, float] | None = None
+    ) -> Split: ...
+
+    def unsplit(self, sense: str) -> None: ...
+
+    def splits(self, *, include_undone: bool = False) -> list[Split]: ...
+
+    def senses(self) -> dict[str, list[str]]: ...
+
+    def orphan_items(self) -> list[str]: ...
+
+    def delete_item_links(self, item_ids: Sequence[str]) -> dict[str, int]:
+        """Remove deleted items' mentions and sources and every row left without evidence."""
+
+
+@runtime_checkable
+class FactLog(Protocol):
+    """Every operation on a fact (add, reinforce, supersede(d), correct, merge), for its history."""
+
+    def log(self, events: Iterable[tuple]) -> int:
+        """Append ``(triplet_id, event, other_id, item_id, at[, note])`` events."""
+
+    def history(self, triplet_id: str) -> list[tuple]:
+        """One fact's events, oldest first: ``(triplet_id, event, other_id, item_id, at, note)``."""
+
+    def logged(self, triplet_ids: Sequence[str]) -> set[str]: ...
+
+    def corrected(self) -> set[str]: ...
+
+    def unseen_items(self) -> list[str]:
+        """Source items of triplets without any event (facts not observed yet)."""
+
+    def prune(self) -> int:
+        """Drop events of triplets that no longer exist."""

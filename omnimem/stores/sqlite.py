@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import sqlite_utils
@@ -32,6 +32,7 @@ from omnimem.stores.nodes import (
     row_node,
     touch_nodes,
 )
+from omnimem.stores.sqlite_queries import QueryMixin
 from omnimem.stores.sqlite_sql import (
     ITEM_COLUMNS,
     Vectors,
@@ -43,6 +44,9 @@ from omnimem.stores.sqlite_sql import (
     vector_rows,
 )
 from omnimem.types import Item
+
+if TYPE_CHECKING:
+    from omnimem.stores.sqlite_jobs import SQLiteJobProgress
 
 __all__ = ["SQLiteRecordStore", "SCHEMA_VERSION", "fts_query", "Vectors"]
 
@@ -113,7 +117,7 @@ MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
-class SQLiteRecordStore(ArchiveMixin):
+class SQLiteRecordStore(ArchiveMixin, QueryMixin):
     """A :class:`~omnimem.stores.base.RecordStore` in one SQLite file (or ``":memory:"``)."""
 
     def __init__(self, path: str | Path, *, busy_timeout: float = 30.0, synchronous: str = "NORMAL") -> None:
@@ -422,6 +426,12 @@ class SQLiteRecordStore(ArchiveMixin):
             )
             out.update({item_id: (before, after) for item_id, before, after in rows})
         return out
+
+    def progress(self) -> SQLiteJobProgress:
+        """Which items each graph job has processed (:mod:`omnimem.stores.sqlite_jobs`)."""
+        from omnimem.stores.sqlite_jobs import SQLiteJobProgress
+
+        return SQLiteJobProgress(self)
 
     def has_episode(self, episode: str) -> bool:
         """Whether any item belongs to ``episode`` (a media file's episode id, a conversation ...)."""

@@ -12,7 +12,6 @@ from omnimem.agents.kg_build import AGENTIC, KGAgentConfig, KnowledgeBase, build
 from omnimem.agents.kg_prompts import SYSTEM
 from omnimem.errors import ConfigError, CorruptInput
 from omnimem.graph.builder import rows_from_extraction
-from omnimem.graph.jobs import ProgressTable
 from omnimem.types import Item
 from omnimem.vlm.base import Generation, as_messages
 
@@ -155,7 +154,7 @@ def test_agents_end_to_end_with_inspector_rerun_and_a_malformed_answer(bare_mem,
     assert by_step == {"rewrite": 2, "extract": 4, "inspect_triplets": 2, "fill": 1, "select": 1, "refine": 1, "inspect_descriptions": 1}  # fmt: skip
 
     # idempotent: every item is done; a second run reads nothing and calls no LLM
-    assert ProgressTable(mem.store).pending(AGENTIC) == []
+    assert mem.store.progress().pending(AGENTIC) == []
     again = build_graph(mem, agentic=True, generator=llm, kb=KB, config=config)
     assert again.items == 0 and again.llm_calls == 0
 
@@ -177,7 +176,7 @@ def test_a_crashed_run_resumes_from_its_checkpoint(bare_mem, tmp_path):
     config = KGAgentConfig(items_per_call=4, checkpoint=str(tmp_path / "ckpt.sqlite"))
     with pytest.raises(RuntimeError, match="went away"):
         build_graph(mem, agentic=True, generator=ScriptedLLM(raise_at="refine"), kb=KB, config=config)
-    assert len(ProgressTable(mem.store).pending(AGENTIC)) == 3 and mem.graph.triplets() == []
+    assert len(mem.store.progress().pending(AGENTIC)) == 3 and mem.graph.triplets() == []
     resumed = ScriptedLLM()
     report = build_graph(mem, agentic=True, generator=resumed, kb=KB, config=config)
     assert set(resumed.calls) == {"refine", "inspect_descriptions"}  # rewrite ... select came from the checkpoint

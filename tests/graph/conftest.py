@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from omnimem.graph.extract import SpacyExtractor
-from omnimem.graph.store import GraphStore
+from omnimem.graph.store import GraphStore, SQLiteGraphStore
 from omnimem.stores.sqlite import SQLiteRecordStore
 
 
@@ -24,4 +24,4 @@ def store(tmp_path):
 
 @pytest.fixture
 def graph(store) -> GraphStore:
-    return GraphStore(store)
+    return SQLiteGraphStore(store)

@@ -12,9 +12,11 @@ from omnimem.graph.store import (
     EntityRow,
     GraphStore,
     MentionRow,
+    SQLiteGraphStore,
     TripletRow,
     entity_node,
     item_node,
+    to_networkx,
 )
 
 
@@ -38,14 +40,14 @@ def test_tables_live_in_the_record_store_file_with_a_version_row(store, graph):
     assert store.conn.execute("SELECT version FROM schema_versions WHERE component = 'graph'").fetchone() == (
         GRAPH_SCHEMA_VERSION,
     )
-    GraphStore(store)  # reopening is a no-op
+    SQLiteGraphStore(store)  # reopening is a no-op
 
 
 def test_a_version_1_file_opens_and_gains_the_split_log(store, graph):
     _fact(graph, "Alice", "adopt", "cat", "item-1")
     store.conn.execute("DROP TABLE entity_splits")
     store.conn.execute("UPDATE schema_versions SET version = 1 WHERE component = 'graph'")
-    reopened = GraphStore(store)
+    reopened = SQLiteGraphStore(store)
     assert reopened.splits() == [] and reopened.counts()["triplets"] == 1
     assert store.conn.execute("SELECT version FROM schema_versions WHERE component = 'graph'").fetchone() == (2,)
 
@@ -53,7 +55,7 @@ def test_a_version_1_file_opens_and_gains_the_split_log(store, graph):
 def test_newer_graph_schema_is_refused(store, graph):
     store.conn.execute("UPDATE schema_versions SET version = 99 WHERE component = 'graph'")
     with pytest.raises(ConfigError, match="upgrade omnimem"):
-        GraphStore(store)
+        SQLiteGraphStore(store)
 
 
 def test_write_is_idempotent_and_merges_aliases(store, graph):
@@ -113,7 +115,7 @@ def test_merge_and_unmerge_are_logged_and_reversible(graph):
     assert "Obama" in graph.get_entity(full).aliases
     assert [(m.kept, m.merged, m.scores) for m in graph.merges()] == [(full, short, {"name": 0.8})]
     assert merge.id == graph.merges()[0].id
-    view = graph.to_networkx()
+    view = to_networkx(graph)
     assert entity_node(short) not in view and view.has_edge(entity_node(full), item_node("item-2"))
     with pytest.raises(ConfigError, match="already"):
         graph.merge(full, short, reason="again")
@@ -128,15 +130,15 @@ def test_merge_and_unmerge_are_logged_and_reversible(graph):
 def test_to_networkx_loads_only_the_requested_subgraph(graph):
     a = _fact(graph, "Alice", "adopt", "cat", "item-1")
     b = _fact(graph, "Bob", "adopt", "dog", "item-2")
-    full = graph.to_networkx()
+    full = to_networkx(graph)
     assert full.number_of_nodes() == 6  # 4 entities + 2 items
     edge = full.edges[entity_node(a.head), entity_node(a.tail)]
     assert edge["kind"] == "triplet" and edge["triplets"] == [a.id] and edge["items"] == ["item-1"]
     assert full.nodes[item_node("item-1")]["kind"] == "item"
-    sub = graph.to_networkx([a.head, a.tail])
+    sub = to_networkx(graph, [a.head, a.tail])
     assert set(sub.nodes) == {entity_node(a.head), entity_node(a.tail), item_node("item-1")}
     assert entity_node(b.head) not in sub
-    assert set(graph.to_networkx([a.head], items=False).nodes) == {entity_node(a.head)}
+    assert set(to_networkx(graph, [a.head], items=False).nodes) == {entity_node(a.head)}
 
 
 def test_neighbor_ids_and_reads(graph):

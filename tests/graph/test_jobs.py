@@ -9,7 +9,7 @@ import textwrap
 
 import pytest
 
-from omnimem.graph.jobs import FAST, ProgressTable, build_graph, graph_stats
+from omnimem.graph.jobs import FAST, build_graph, graph_stats
 from omnimem.types import Item
 
 TEXTS = [
@@ -96,9 +96,9 @@ def test_resumes_after_an_interruption_without_duplicates(tmp_path, hash_encoder
 
         with pytest.raises(_Stop):
             build_graph(mem, batch_size=2, progress=stop, resolve=False)
-        assert len(ProgressTable(mem.store).pending(FAST)) == len(TEXTS) - 2
+        assert len(mem.store.progress().pending(FAST)) == len(TEXTS) - 2
         report = build_graph(mem, batch_size=2, resolve=False)
-        assert report.items == len(TEXTS) - 2 and ProgressTable(mem.store).pending(FAST) == []
+        assert report.items == len(TEXTS) - 2 and mem.store.progress().pending(FAST) == []
         assert _dump(mem) == expected
 
 
@@ -125,7 +125,7 @@ def test_resumes_after_a_killed_process(tmp_path):
     from omnimem.encoders.hashing import HashEncoder
 
     with _open(tmp_path / "killed", HashEncoder(64)) as mem:
-        table = ProgressTable(mem.store)
+        table = mem.store.progress()
         assert len(table.pending(FAST)) == 2 and table.flagged(FAST)  # resolution is owed
         report = build_graph(mem, batch_size=2)
         assert report.items == 2 and not table.flagged(FAST)

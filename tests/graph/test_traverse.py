@@ -7,7 +7,7 @@ import pytest
 
 from omnimem.errors import ConfigError
 from omnimem.graph.builder import GraphBuilder
-from omnimem.graph.store import entity_node, item_node
+from omnimem.graph.store import entity_node, item_node, to_networkx
 from omnimem.graph.traverse import k_hop, personalized_pagerank
 from omnimem.types import Item
 
@@ -67,8 +67,8 @@ def test_ppr_over_a_built_graph_finds_the_bridge_passage(graph, extractor):
     ]
     GraphBuilder(graph, extractor).add_items(items)
     alice = graph.find_entities("Alice")[0].id
-    result = personalized_pagerank(graph.to_networkx(), [entity_node(alice)])
+    result = personalized_pagerank(to_networkx(graph), [entity_node(alice)])
     ranked = [i for i, _ in result.items]
     assert ranked[:2] == ["p1", "p2"] and "p3" not in ranked
-    sub = graph.to_networkx(sorted(graph.neighbor_ids([alice], hops=2)))
+    sub = to_networkx(graph, sorted(graph.neighbor_ids([alice], hops=2)))
     assert item_node("p2") in sub and item_node("p3") not in sub

@@ -9,6 +9,7 @@ from PIL import Image
 
 import omnimem
 from omnimem.graph.export import export_graph
+from omnimem.graph.store import to_networkx
 from omnimem.memory.forgetting import ForgetPolicy, decay_score
 
 SECRET = "My passport number is ZX9931447 and my PIN is 8812."
@@ -153,7 +154,7 @@ def test_forget_leaves_no_trace_in_any_file_or_read_api(tmp_path, hash_encoder, 
                 *(n.summary for n in mem.episodes()),
                 *(i.text for n in mem.episodes() for i in mem.timeline(n)),
                 *(str(f) for e in ("Eve", "zorblatt", "Quixville") for f in mem.facts(e, include_retired=True)),
-                *(str(d) for _, d in mem.graph.to_networkx().nodes(data=True)),
+                *(str(d) for _, d in to_networkx(mem.graph).nodes(data=True)),
                 export_graph(mem.graph, format="json", output=tmp_path / "graph.json").read_text(),
             ]
         ).lower()

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from omnimem.graph.schema import triplet_id
+from omnimem.stores.graph_schema import triplet_id
 
 __all__ = ["move_entity_rows"]
 

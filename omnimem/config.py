@@ -304,6 +304,17 @@ class MemoryConfig:
         return json.dumps(self.to_dict(), indent=2, sort_keys=True)
 
     @classmethod
+    def from_json(cls, text: str) -> MemoryConfig:
+        """The config saved as ``text`` (:meth:`to_json`); raises :class:`ConfigError` if it is not one."""
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as e:
+            raise ConfigError(f"a saved config is not valid JSON ({e})") from e
+        if not isinstance(data, dict):
+            raise ConfigError("a saved config must be a JSON object")
+        return cls.from_dict(data)
+
+    @classmethod
     def from_dict(cls, data: dict[str, Any]) -> MemoryConfig:
         parts = {
             "encoder": EncoderConfig, "index": IndexConfig, "search": SearchConfig, "store": StoreConfig,

@@ -25,21 +25,19 @@ from omnimem.errors import BackendUnavailable, ConfigError, NotFound
 from omnimem.graph.builder import GraphBuilder
 from omnimem.memory.episodes import EpisodicMemory
 from omnimem.memory.forgetting import ForgetPolicy, ForgetReport, Forgetting
+from omnimem.memory.inputs import clean_text, embedding_text, query_filters
 from omnimem.memory.jobs import JobRunner
+from omnimem.memory.locations import location_of
 from omnimem.memory.media import IngestReport, MediaIngestor, query_video
-from omnimem.memory.opening import CONFIG_FILE as _CONFIG
-from omnimem.memory.opening import DB_FILE as _DB
-from omnimem.memory.opening import existing_config, image_encoder_for, resolve_config, write_config
+from omnimem.memory.opening import image_encoder_for, resolve_config
 from omnimem.memory.semantic import Fact, FactEvent, SemanticMemory
 from omnimem.memory.working import WorkingMemory
 from omnimem.retrieval.context import Context
 from omnimem.retrieval.hybrid import hybrid_search
 from omnimem.retrieval.pipeline import retrieve_context
-from omnimem.stores import FileBlobStore, Filters, SQLiteRecordStore, SyncedIndex
+from omnimem.stores import FileBlobStore, SQLiteRecordStore, SyncedIndex
 from omnimem.stores.nodes import Node
-from omnimem.stores.sqlite_facts import SQLiteFactLog
-from omnimem.stores.sqlite_graph import SQLiteGraphStore
-from omnimem.types import MODALITIES, Hit, Item, check_utf8, to_iso, utc_now
+from omnimem.types import Hit, Item, to_iso, utc_now
 
 __all__ = ["Memory", "TEXT_SPACE", "IMAGE_SPACE"]
 
@@ -63,8 +61,9 @@ class Memory:
         self.image_encoder = image_encoder
         self._media: MediaIngestor | None = None
         self._clap: Encoder | None = None  # the audio-text model, loaded on the first query with audio
-        self.graph = SQLiteGraphStore(store)  # the M3KG, in the same database (omnimem.stores.base.GraphStore)
-        self.facts_log = SQLiteFactLog(store)  # every operation on a fact (omnimem.stores.base.FactLog)
+        self.location = str(path)  # how messages name the memory: its directory, or its URL without password
+        self.graph = store.graph_store()  # the M3KG, in the same database (omnimem.stores.base.GraphStore)
+        self.facts_log = store.fact_log()  # every operation on a fact (omnimem.stores.base.FactLog)
         self._builder: GraphBuilder | None = None
         self.config = config
         self.store = store
@@ -85,7 +84,7 @@ class Memory:
         encoder: Encoder | None = None, image_encoder: Encoder | None = None, generator: Any = None,
         create: bool = True,
     ) -> Memory:  # fmt: skip
-        """Create or reopen the memory in directory ``path``.
+        """Create or reopen the memory in directory ``path``, or at a ``postgresql://...?schema=NAME`` URL.
 
         A new memory uses ``config`` (default: :class:`MemoryConfig`) and ``encoder`` (default: the
         one ``config.encoder`` names). A reopened one uses its saved ``config.json``; a given config
@@ -94,53 +93,45 @@ class Memory:
         image embedding space; ``config.media`` may name one to build instead. ``generator`` (an
         ``omnimem.vlm`` Generator) writes episode summaries; without one they are extractive.
         """
-        if isinstance(path, (bytes, int)) or not isinstance(path, (str, os.PathLike)):
-            raise ConfigError(f"path must be a str or os.PathLike, got {type(path).__name__}")
-        root = Path(path)
-        saved = existing_config(root, create=create)
-        cfg = resolve_config(root, saved, config, encoder)
+        where = location_of(path)
+        saved = where.saved_config(create=create)
+        cfg = resolve_config(where.display, saved, config, encoder)
         if encoder is None:
             encoder = create_encoder(cfg.encoder.name, device=cfg.encoder.device, batch_size=cfg.encoder.batch_size)
         if cfg.encoder.dim is not None and encoder.dim != cfg.encoder.dim:
             raise ConfigError(
-                f"{root} was built with a {cfg.encoder.dim}-d encoder {cfg.encoder.name!r}; the encoder"
+                f"{where.display} was built with a {cfg.encoder.dim}-d encoder {cfg.encoder.name!r}; the encoder"
                 f" given is {encoder.dim}-d ({encoder.name!r}). Open it with the same encoder, or use a"
                 " new directory"
             )
         cfg = dataclasses.replace(cfg, encoder=dataclasses.replace(cfg.encoder, name=encoder.name, dim=encoder.dim))
         image_encoder, cfg = image_encoder_for(cfg, image_encoder)
-        root.mkdir(parents=True, exist_ok=True)
-        store = SQLiteRecordStore(root / _DB, busy_timeout=cfg.store.busy_timeout, synchronous=cfg.store.synchronous)
+        store = where.open_store(cfg)
         try:
             stored_dim = store.space_dim(TEXT_SPACE)
             if stored_dim is not None and stored_dim != encoder.dim:
                 raise ConfigError(
-                    f"{root / _DB} holds {stored_dim}-d text vectors but the encoder is {encoder.dim}-d;"
+                    f"{where.display} holds {stored_dim}-d text vectors but the encoder is {encoder.dim}-d;"
                     " open it with the encoder that built it"
                 )
-            if saved != cfg:
-                write_config(root / _CONFIG, cfg)
+            where.save_config(store, cfg)
             stored_image_dim = store.space_dim(IMAGE_SPACE)
             if stored_image_dim is not None and (image_encoder is None or image_encoder.dim != stored_image_dim):
                 raise ConfigError(
-                    f"{root} has a {stored_image_dim}-d image space; open it with the image encoder that"
+                    f"{where.display} has a {stored_image_dim}-d image space; open it with the image encoder that"
                     " built it (image_encoder=..., or config.media naming it)"
                 )
             spaces = {TEXT_SPACE: encoder.dim}
             if image_encoder is not None:
                 spaces[IMAGE_SPACE] = image_encoder.dim
-            ix = cfg.index
-            options = dict(
-                factory=ix.factory, approx_threshold=ix.approx_threshold, nprobe=ix.nprobe, save_every=ix.save_every
-            )
-            indexes = {
-                space: SyncedIndex(store, space, dim, root / "index" / f"{space}.faiss", **options)
-                for space, dim in spaces.items()
-            }
+            indexes = where.indexes(store, spaces, cfg)
+            blobs = where.blobs(store)
         except BaseException:
             store.close()
             raise
-        return cls(root, cfg, store, encoder, indexes, FileBlobStore(root / "blobs"), image_encoder, generator)
+        memory = cls(where.root, cfg, store, encoder, indexes, blobs, image_encoder, generator)
+        memory.location = where.display
+        return memory
 
     def __enter__(self) -> Memory:
         return self
@@ -186,7 +177,7 @@ class Memory:
         items = [
             Item.make(
                 modality=modality,
-                text=_clean_text(t, n),
+                text=clean_text(t, n),
                 id=id,
                 speaker=speaker,
                 event_time=timestamp,
@@ -225,7 +216,7 @@ class Memory:
             if "text" not in turn:
                 raise ConfigError(f"turn {n} has no 'text'")
             fields = dict(
-                modality="text", text=_clean_text(turn["text"], n), id=turn.get("id"), speaker=turn.get("speaker"),
+                modality="text", text=clean_text(turn["text"], n), id=turn.get("id"), speaker=turn.get("speaker"),
                 event_time=turn.get("timestamp"), session=session, episode=episode, source=source,
                 metadata=turn.get("metadata"),
             )  # fmt: skip
@@ -364,7 +355,7 @@ class Memory:
         if bad:
             raise ConfigError(f"cannot update field(s) {sorted(bad)}")
         if text is not None:
-            changes["text"] = _clean_text(text, 0)
+            changes["text"] = clean_text(text, 0)
         if metadata is not None:
             if not isinstance(metadata, Mapping):
                 raise ConfigError(f"metadata must be a dict, got {type(metadata).__name__}")
@@ -488,7 +479,7 @@ class Memory:
         unknown = set(retrievers) - {"dense", "bm25", "image"}
         if unknown or not retrievers:
             raise ConfigError(f"unknown retriever(s) {sorted(unknown)}; use 'dense', 'bm25' and/or 'image'")
-        filters = _filters(query, modalities, sessions, speakers, since, until)
+        filters = query_filters(query, modalities, sessions, speakers, since, until)
         dense = {}
         if "dense" in retrievers:
             dense["dense"] = (self.indexes[TEXT_SPACE].search, self.encoder.encode([query], modality="text")[0])
@@ -522,7 +513,7 @@ class Memory:
         counter (default an estimate). Filters as in :meth:`search`.
         """
         self._check_open()
-        filters = _filters(query, modalities, sessions, speakers, since, until)
+        filters = query_filters(query, modalities, sessions, speakers, since, until)
         heard, clap, source = None, None, None
         if video is not None:  # a video is its frames and its audio track, each read in its own space
             frames, track = query_video(video)
@@ -586,44 +577,3 @@ class Memory:
     def _check_open(self) -> None:
         if self._closed:
             raise ConfigError(f"memory {self.path} is closed; open it again with Memory.open")
-
-
-def embedding_text(item: Item) -> str:
-    """What the text encoder sees: the text, prefixed by its heading (speaker or title), if any.
-
-    Conversation turns rarely name their own speaker, while questions about them do; measured on
-    LoCoMo dev this lifts dense recall@10 from 0.29 to 0.43 (BM25 indexes the heading column too).
-    """
-    return f"{item.heading}: {item.text}" if item.heading else item.text
-
-
-def _tuple(values: Sequence[str] | str | None) -> tuple[str, ...] | None:
-    if values is None:
-        return None
-    return (values,) if isinstance(values, str) else tuple(values)
-
-
-def _filters(
-    query: str, modalities: Sequence[str] | None, sessions: Sequence[str] | None,
-    speakers: Sequence[str] | None, since: Any, until: Any,
-) -> Filters | None:  # fmt: skip
-    """The checked query and filters of a search (``None``: no filter)."""
-    if not isinstance(query, str) or not query.strip():
-        raise ConfigError("query must be a non-empty string")
-    check_utf8(query, "query")
-    bad = set(modalities or ()) - set(MODALITIES)
-    if bad:
-        raise ConfigError(f"unknown modality {sorted(bad)}; use {', '.join(MODALITIES)}")
-    filters = Filters(
-        modalities=_tuple(modalities), sessions=_tuple(sessions), speakers=_tuple(speakers),
-        since=to_iso(since), until=to_iso(until),
-    )  # fmt: skip
-    return None if filters.is_empty() else filters
-
-
-def _clean_text(text: Any, n: int) -> str:
-    if not isinstance(text, str):
-        raise ConfigError(f"text {n} must be a str, got {type(text).__name__}")
-    if not text.strip():
-        raise ConfigError(f"text {n} is empty or whitespace; there is nothing to remember")
-    return text

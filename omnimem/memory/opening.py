@@ -50,7 +50,7 @@ def existing_config(root: Path, *, create: bool) -> MemoryConfig | None:
 
 
 def resolve_config(
-    root: Path, saved: MemoryConfig | None, given: MemoryConfig | None, encoder: Encoder | None
+    root: Path | str, saved: MemoryConfig | None, given: MemoryConfig | None, encoder: Encoder | None
 ) -> MemoryConfig:
     if given is not None and not isinstance(given, MemoryConfig):
         raise ConfigError(f"config must be a MemoryConfig, got {type(given).__name__}")

@@ -46,6 +46,8 @@ from omnimem.stores.sqlite_sql import (
 from omnimem.types import Item
 
 if TYPE_CHECKING:
+    from omnimem.stores.sqlite_facts import SQLiteFactLog
+    from omnimem.stores.sqlite_graph import SQLiteGraphStore
     from omnimem.stores.sqlite_jobs import SQLiteJobProgress
 
 __all__ = ["SQLiteRecordStore", "SCHEMA_VERSION", "fts_query", "Vectors"]
@@ -426,6 +428,30 @@ class SQLiteRecordStore(ArchiveMixin, QueryMixin):
             )
             out.update({item_id: (before, after) for item_id, before, after in rows})
         return out
+
+    def graph_store(self) -> SQLiteGraphStore:
+        """The M3KG tables of this database (:mod:`omnimem.stores.sqlite_graph`), sharing its transactions."""
+        from omnimem.stores.sqlite_graph import SQLiteGraphStore
+
+        return SQLiteGraphStore(self)
+
+    def fact_log(self) -> SQLiteFactLog:
+        """The fact log of this database (:mod:`omnimem.stores.sqlite_facts`)."""
+        from omnimem.stores.sqlite_facts import SQLiteFactLog
+
+        return SQLiteFactLog(self)
+
+    def get_meta(self, key: str) -> str | None:
+        """A value of the ``meta`` table (None when unset)."""
+        rows = self._read("SELECT value FROM meta WHERE key = ?", (key,))
+        return rows[0][0] if rows else None
+
+    def set_meta(self, key: str, value: str) -> None:
+        with self.transaction() as conn:
+            conn.execute(
+                "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                (key, value),
+            )
 
     def progress(self) -> SQLiteJobProgress:
         """Which items each graph job has processed (:mod:`omnimem.stores.sqlite_jobs`)."""

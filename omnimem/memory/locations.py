@@ -1,0 +1,152 @@
+"""Where a memory lives: a directory (SQLite + FAISS files, the embedded default) or a PostgreSQL schema.
+
+``Memory.open`` is the same for both: it asks the location for the saved config, opens the record store
+(whose ``graph_store()`` and ``fact_log()`` are the same backend's), builds one vector index per
+embedding space and a blob store. A location also has a local directory for side files (agent
+checkpoints, uploads): the memory directory itself, or for PostgreSQL the ``files=`` directory of its URL
+(default ``$OMNIMEM_HOME/pg/<schema>-<server hash>``, ``OMNIMEM_HOME`` defaulting to ``~/.omnimem``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+from typing import Any, Protocol
+
+from omnimem.config import MemoryConfig
+from omnimem.errors import ConfigError, CorruptInput, NotFound
+from omnimem.memory.opening import CONFIG_FILE, DB_FILE, existing_config, write_config
+
+__all__ = ["Location", "DirectoryLocation", "PostgresLocation", "location_of"]
+
+
+class Location(Protocol):
+    """What ``Memory.open`` needs from where a memory lives."""
+
+    root: Path  # local directory for side files (checkpoints, uploads); the memory itself for SQLite
+    display: str  # how messages name the memory
+
+    def saved_config(self, *, create: bool) -> MemoryConfig | None: ...
+
+    def open_store(self, config: MemoryConfig) -> Any: ...
+
+    def save_config(self, store: Any, config: MemoryConfig) -> None: ...
+
+    def indexes(self, store: Any, spaces: dict[str, int], config: MemoryConfig) -> dict[str, Any]: ...
+
+    def blobs(self, store: Any) -> Any: ...
+
+
+def location_of(target: str | os.PathLike[str]) -> Location:
+    """The location a path or URL names."""
+    from omnimem.stores.pg import is_postgres_url
+
+    if isinstance(target, (bytes, int)) or not isinstance(target, (str, os.PathLike)):
+        raise ConfigError(f"path must be a str or os.PathLike, got {type(target).__name__}")
+    if is_postgres_url(target):
+        return PostgresLocation(str(target))
+    return DirectoryLocation(Path(target))
+
+
+class DirectoryLocation:
+    """``memory.db`` (SQLite), ``index/<space>.faiss``, ``blobs/`` and ``config.json`` in one directory."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.display = str(root)
+        self._saved: MemoryConfig | None = None
+
+    def saved_config(self, *, create: bool) -> MemoryConfig | None:
+        self._saved = existing_config(self.root, create=create)
+        return self._saved
+
+    def open_store(self, config: MemoryConfig) -> Any:
+        from omnimem.stores.sqlite import SQLiteRecordStore
+
+        self.root.mkdir(parents=True, exist_ok=True)
+        store = config.store
+        return SQLiteRecordStore(self.root / DB_FILE, busy_timeout=store.busy_timeout, synchronous=store.synchronous)
+
+    def save_config(self, store: Any, config: MemoryConfig) -> None:
+        if self._saved != config:
+            write_config(self.root / CONFIG_FILE, config)
+
+    def indexes(self, store: Any, spaces: dict[str, int], config: MemoryConfig) -> dict[str, Any]:
+        from omnimem.stores.synced import SyncedIndex
+
+        ix = config.index
+        options = dict(factory=ix.factory, approx_threshold=ix.approx_threshold, nprobe=ix.nprobe, save_every=ix.save_every)  # fmt: skip
+        return {
+            space: SyncedIndex(store, space, dim, self.root / "index" / f"{space}.faiss", **options)
+            for space, dim in spaces.items()
+        }
+
+    def blobs(self, store: Any) -> Any:
+        from omnimem.stores.blobs import FileBlobStore
+
+        return FileBlobStore(self.root / "blobs")
+
+
+class PostgresLocation:
+    """A schema of a PostgreSQL database (``postgresql://...?schema=NAME``): items, graph, facts and
+    vectors (pgvector) in tables; the config in the schema's ``meta`` table; blobs in a table
+    (``blobs=db``, the default) or under ``files=DIR`` (``blobs=files``)."""
+
+    def __init__(self, url: str) -> None:
+        from omnimem.stores.pg import parse_url
+
+        self.url = url
+        self.target = parse_url(url)
+        self.display = self.target.display
+        if self.target.files:
+            self.root = Path(self.target.files).expanduser()
+        else:
+            home = Path(os.environ.get("OMNIMEM_HOME", "~/.omnimem")).expanduser()
+            server = hashlib.sha256(self.target.conninfo.encode()).hexdigest()[:10]
+            self.root = home / "pg" / f"{self.target.schema}-{server}"
+        self._store: Any = None
+        self._saved: MemoryConfig | None = None
+
+    def saved_config(self, *, create: bool) -> MemoryConfig | None:
+        from omnimem.config import MemoryConfig
+        from omnimem.stores.pg import PgDatabase
+        from omnimem.stores.pg_records import PostgresRecordStore
+
+        db = PgDatabase(self.target)
+        try:
+            self._store = PostgresRecordStore(db)
+            text = self._store.get_meta("config")
+            if text is None and not create:
+                raise NotFound(f"no memory at {self.display}; create one with Memory.open({self.url!r})")
+            if text is not None:
+                try:
+                    self._saved = MemoryConfig.from_json(text)
+                except ValueError as e:
+                    raise CorruptInput(f"the saved config of {self.display} is unreadable ({e}); restore it") from e
+        except BaseException:
+            db.close()
+            raise
+        return self._saved
+
+    def open_store(self, config: MemoryConfig) -> Any:
+        self.root.mkdir(parents=True, exist_ok=True)
+        return self._store
+
+    def save_config(self, store: Any, config: MemoryConfig) -> None:
+        if self._saved != config:
+            store.set_meta("config", config.to_json())
+
+    def indexes(self, store: Any, spaces: dict[str, int], config: MemoryConfig) -> dict[str, Any]:
+        from omnimem.stores.pg_index import PgVectorIndex
+
+        return {space: PgVectorIndex(store, space, dim) for space, dim in spaces.items()}
+
+    def blobs(self, store: Any) -> Any:
+        if self.target.blobs == "files":
+            from omnimem.stores.blobs import FileBlobStore
+
+            return FileBlobStore(self.root / "blobs")
+        from omnimem.stores.pg_blobs import PgBlobStore
+
+        return PgBlobStore(store.db, cache=self.root / "blob-cache")

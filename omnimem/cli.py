@@ -16,6 +16,7 @@
     omnimem serve ROOT [--host 127.0.0.1] [--port 8000] [--api-key KEY] [--allowed-root DIR] [--max-open 16]
     omnimem keys add ROOT NAME --memory M [--memory M2 ...] [--read-only]   (prints the key once)
     omnimem keys list ROOT [--json]  |  omnimem keys revoke ROOT NAME   (scoped API keys of the server)
+    omnimem export MEMORY FILE  |  omnimem import FILE MEMORY  |  omnimem migrate SOURCE TARGET   (verified copies)
     omnimem eval locomo|musique ...        (same as python -m omnimem.eval)
 
 Output: tables (:mod:`omnimem.cli_render`), coloured on a terminal, plain aligned text when piped or
@@ -35,6 +36,8 @@ import json
 import logging
 import os
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -169,6 +172,19 @@ def _parser() -> argparse.ArgumentParser:
     krevoke.add_argument("root")
     krevoke.add_argument("name")
 
+    export = sub.add_parser("export", help="write a whole memory to a JSON-lines file (.gz: compressed)")
+    export.add_argument("memory", help="a memory directory or a postgresql:// URL")
+    export.add_argument("file")
+    export.add_argument("--json", action="store_true", help="the counts and checksum as JSON")
+    load = sub.add_parser("import", help="create a memory (directory or postgresql:// URL) from an export file")
+    load.add_argument("file")
+    load.add_argument("memory", help="a new memory directory or a postgresql:// URL")
+    load.add_argument("--json", action="store_true", help="the verified counts and checksum as JSON")
+    migrate = sub.add_parser("migrate", help="copy a whole memory to another backend, verified (counts, checksum)")
+    migrate.add_argument("source", help="a memory directory or a postgresql:// URL")
+    migrate.add_argument("target", help="a new memory directory or a postgresql:// URL")
+    migrate.add_argument("--json", action="store_true", help="the verified counts and checksum as JSON")
+
     sub.add_parser("eval", help="retrieval evaluations (see python -m omnimem.eval --help)", add_help=False)
     return parser
 
@@ -186,7 +202,8 @@ def main(argv: list[str] | None = None) -> int:
         commands = {
             "add": _add, "search": _search, "context": _context, "ingest": _ingest, "ask": _ask, "chat": _chat,
             "video-qa": _video_qa, "check": _check, "graph": _graph, "consolidate": _consolidate,
-            "forget": _forget, "serve": _serve, "keys": _keys,
+            "forget": _forget, "serve": _serve, "keys": _keys, "export": _export, "import": _import,
+            "migrate": _migrate,
         }  # fmt: skip
         return commands[args.command](args)
     except KeyboardInterrupt:
@@ -315,8 +332,53 @@ def _forget(args: argparse.Namespace) -> int:
 
     with Memory.open(args.memory, create=False) as mem:
         report = mem.forget(args.ids or None, sessions=args.sessions, speakers=args.speakers, before=args.before)
-    _print_json({"items": report.items, "blobs": report.blobs, "triplets": report.triplets})
+    _print_json(asdict(report))
     return EXIT_OK
+
+
+def _export(args: argparse.Namespace) -> int:
+    from omnimem.memory import Memory
+    from omnimem.memory.transfer import export_memory
+
+    with Memory.open(args.memory, create=False) as mem, _bar("export", len(mem)) as bar:
+        trailer = export_memory(mem, args.file, progress=bar)
+    _print_report({"file": args.file, **trailer["counts"], "checksum": trailer["checksum"]}, args.json, indent=2)
+    return EXIT_OK
+
+
+def _import(args: argparse.Namespace) -> int:
+    from omnimem.memory.transfer import import_memory
+
+    with _bar("import", None) as bar:
+        trailer = import_memory(args.file, args.memory, progress=bar)
+    _print_report({"memory": args.memory, **trailer["counts"], "checksum": trailer["checksum"]}, args.json, indent=2)
+    return EXIT_OK
+
+
+def _migrate(args: argparse.Namespace) -> int:
+    from omnimem.memory.transfer import migrate_memory
+
+    with _bar("migrate", None) as bar:
+        trailer = migrate_memory(args.source, args.target, progress=bar)
+    _print_report({"memory": args.target, **trailer["counts"], "checksum": trailer["checksum"]}, args.json, indent=2)
+    return EXIT_OK
+
+
+@contextmanager
+def _bar(desc: str, total: int | None) -> Iterator[Any]:
+    """A ``(done, total)`` callback drawing a tqdm bar on a terminal (nothing when piped)."""
+    if not sys.stderr.isatty():
+        yield None
+        return
+    from tqdm import tqdm
+
+    with tqdm(total=total, desc=desc, unit="item", file=sys.stderr) as shown:
+
+        def update(done: int, all_: int) -> None:
+            shown.total = all_
+            shown.update(done - shown.n)
+
+        yield update
 
 
 def _check(args: argparse.Namespace) -> int:

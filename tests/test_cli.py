@@ -133,3 +133,18 @@ def test_ingest_goes_on_past_bad_files_and_exits_1(tmp_path, capsys):
     assert "cp1252" in report["notes"][str(docs / "notes.txt")]
     assert main(["search", path, "lighthouse", "--json"]) == 0  # the memory kept the good files
     assert "lighthouse" in json.loads(capsys.readouterr().out.splitlines()[0])["text"]
+
+
+def test_export_import_and_migrate_verify_the_copy(tmp_path, capsys):
+    path = _hash_memory(tmp_path)
+    assert main(["add", path, "Alice moved to Berlin", "--speaker", "Alice"]) == 0
+    capsys.readouterr()
+    assert main(["export", path, str(tmp_path / "m.jsonl.gz"), "--json"]) == 0
+    exported = json.loads(capsys.readouterr().out)
+    assert exported["items"] == 1 and len(exported["checksum"]) == 64
+    assert main(["import", str(tmp_path / "m.jsonl.gz"), str(tmp_path / "copy"), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["checksum"] == exported["checksum"]
+    assert main(["migrate", path, str(tmp_path / "copy2"), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["checksum"] == exported["checksum"]
+    assert main(["migrate", path, str(tmp_path / "copy2")]) == 2  # the target is not empty
+    assert "already holds" in capsys.readouterr().err

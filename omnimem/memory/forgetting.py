@@ -26,7 +26,7 @@ from omnimem.types import Item, to_iso, utc_now
 if TYPE_CHECKING:  # pragma: no cover
     from omnimem.memory.core import Memory
 
-__all__ = ["ForgetPolicy", "ForgetReport", "Forgetting", "decay_score"]
+__all__ = ["ForgetPolicy", "ForgetReport", "Forgetting", "decay_score", "blob_addresses"]
 
 
 @dataclass(frozen=True)
@@ -89,7 +89,7 @@ class Forgetting:
         items += [i for i in archived if i.id not in {x.id for x in items}]
         report = ForgetReport(items=[i.id for i in items])
         before = memory.graph.counts()
-        blobs = {address for item in items for address in _blobs(item)}
+        blobs = {address for item in items for address in blob_addresses(item)}
         memory.delete(report.items)
         after = memory.graph.counts()
         report.triplets = before.get("triplets", 0) - after.get("triplets", 0)
@@ -163,7 +163,8 @@ def _parse(iso: str) -> dt.datetime:
     return value if value.tzinfo else value.replace(tzinfo=dt.timezone.utc)
 
 
-def _blobs(item: Item) -> list[str]:
+def blob_addresses(item: Item) -> list[str]:
+    """The media blobs an item holds: its own and its keyframes'."""
     out = [item.blob] if item.blob else []
     out += [k["blob"] for k in item.metadata.get("keyframes", []) if isinstance(k, dict) and "blob" in k]
     return out

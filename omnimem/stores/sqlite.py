@@ -43,6 +43,7 @@ from omnimem.stores.sqlite_sql import (
     translate,
     vector_rows,
 )
+from omnimem.stores.sqlite_transfer import TransferMixin
 from omnimem.types import Item
 
 if TYPE_CHECKING:
@@ -119,7 +120,7 @@ MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
-class SQLiteRecordStore(ArchiveMixin, QueryMixin):
+class SQLiteRecordStore(ArchiveMixin, QueryMixin, TransferMixin):
     """A :class:`~omnimem.stores.base.RecordStore` in one SQLite file (or ``":memory:"``)."""
 
     def __init__(self, path: str | Path, *, busy_timeout: float = 30.0, synchronous: str = "NORMAL") -> None:

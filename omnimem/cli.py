@@ -290,16 +290,22 @@ def _serve(args: argparse.Namespace) -> int:
 
     allowed = Path(args.allowed_root) if args.allowed_root else None
     serve(
-        Path(args.root), host=args.host, port=args.port, api_key=args.api_key, allowed_root=allowed,
+        _root(args.root), host=args.host, port=args.port, api_key=args.api_key, allowed_root=allowed,
         max_open=args.max_open,
     )  # fmt: skip
     return EXIT_OK
 
 
+def _root(root: str) -> str | Path:
+    """A server root: a folder of memory directories, or a postgresql:// database URL."""
+    return root if root.startswith(("postgresql://", "postgres://")) else Path(root)
+
+
 def _keys(args: argparse.Namespace) -> int:
     from omnimem.server.keys import READ, READ_WRITE, KeyStore
+    from omnimem.server.places import places_of
 
-    store = KeyStore(Path(args.root))
+    store = KeyStore(places_of(_root(args.root)).home)
     if args.keys_command == "add":
         plain = store.create(args.name, memories=args.memories, rights=READ if args.read_only else READ_WRITE)
         print(plain)

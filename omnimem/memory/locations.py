@@ -18,7 +18,7 @@ from omnimem.config import MemoryConfig
 from omnimem.errors import ConfigError, CorruptInput, NotFound
 from omnimem.memory.opening import CONFIG_FILE, DB_FILE, existing_config, write_config
 
-__all__ = ["Location", "DirectoryLocation", "PostgresLocation", "location_of"]
+__all__ = ["Location", "DirectoryLocation", "PostgresLocation", "location_of", "read_saved_config"]
 
 
 class Location(Protocol):
@@ -37,6 +37,9 @@ class Location(Protocol):
 
     def blobs(self, store: Any) -> Any: ...
 
+    def release(self) -> None:
+        """Close what ``saved_config`` opened, when the memory is not opened after all."""
+
 
 def location_of(target: str | os.PathLike[str]) -> Location:
     """The location a path or URL names."""
@@ -47,6 +50,15 @@ def location_of(target: str | os.PathLike[str]) -> Location:
     if is_postgres_url(target):
         return PostgresLocation(str(target))
     return DirectoryLocation(Path(target))
+
+
+def read_saved_config(target: str | os.PathLike[str]) -> MemoryConfig | None:
+    """The config a memory was built with (None: no memory there yet), without keeping anything open."""
+    where = location_of(target)
+    try:
+        return where.saved_config(create=True)
+    finally:
+        where.release()
 
 
 class DirectoryLocation:
@@ -86,6 +98,9 @@ class DirectoryLocation:
         from omnimem.stores.blobs import FileBlobStore
 
         return FileBlobStore(self.root / "blobs")
+
+    def release(self) -> None:
+        """Nothing stays open after reading ``config.json``."""
 
 
 class PostgresLocation:
@@ -150,3 +165,8 @@ class PostgresLocation:
         from omnimem.stores.pg_blobs import PgBlobStore
 
         return PgBlobStore(store.db, cache=self.root / "blob-cache")
+
+    def release(self) -> None:
+        if self._store is not None:
+            self._store.close()
+            self._store = None

@@ -34,6 +34,7 @@ from omnimem.errors import (
 )
 from omnimem.server.auth import Authenticator
 from omnimem.server.keys import KeyStore
+from omnimem.server.places import places_of
 from omnimem.server.pool import DEFAULT_MAX_OPEN, MemoryPool
 from omnimem.server.routes import ServerState, build_router
 
@@ -60,7 +61,7 @@ def status_for(error: OmnimemError) -> int:
 
 
 def create_app(
-    root: Path, *, api_key: str | None = None, allowed_root: Path | None = None,
+    root: Path | str, *, api_key: str | None = None, allowed_root: Path | None = None,
     max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES, generator: Any = None, encoder: Any = None,
     config: Any = None, max_open: int = DEFAULT_MAX_OPEN, require_key: bool = False,
 ) -> Any:  # fmt: skip
@@ -82,12 +83,11 @@ def create_app(
 
     if isinstance(max_request_bytes, bool) or not isinstance(max_request_bytes, int) or max_request_bytes <= 0:
         raise ConfigError(f"max_request_bytes must be a positive int, got {max_request_bytes!r}")
-    root = Path(root)
-    root.mkdir(parents=True, exist_ok=True)
-    keys = KeyStore(root)
+    places = places_of(root)  # memory directories under a folder, or the schemas of a PostgreSQL database
+    keys = KeyStore(places.home)
     keys.list()  # an unreadable keys file fails here, not on the first request
     auth = Authenticator(keys, api_key=api_key, require_key=require_key)
-    pool = MemoryPool(root, encoder=encoder, config=config, max_open=max_open)
+    pool = MemoryPool(places, encoder=encoder, config=config, max_open=max_open)
     state = ServerState(
         pool, allowed_root=Path(allowed_root) if allowed_root is not None else None,
         max_request_bytes=max_request_bytes, generator=generator,
@@ -232,7 +232,7 @@ def is_loopback(host: str) -> bool:
 
 
 def serve(
-    root: Path, host: str = "127.0.0.1", port: int = 8000, *, api_key: str | None = None,
+    root: Path | str, host: str = "127.0.0.1", port: int = 8000, *, api_key: str | None = None,
     allowed_root: Path | None = None, max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES,
     generator: Any = None, encoder: Any = None, config: Any = None, max_open: int = DEFAULT_MAX_OPEN,
     log_level: str = "info",
@@ -244,7 +244,7 @@ def serve(
     needs a key for the server's whole life, even if every scoped key is revoked.
     """
     public = not is_loopback(host)
-    if public and not api_key and not len(KeyStore(Path(root))):
+    if public and not api_key and not len(KeyStore(places_of(root).home)):
         raise ConfigError(
             f"refusing to serve on {host!r} without an API key: anyone who can reach it could read and"
             " delete memories. Pass api_key=... (omnimem serve --api-key), add a scoped key"

@@ -28,8 +28,9 @@ from omnimem.config import MemoryConfig
 from omnimem.encoders import create_encoder
 from omnimem.errors import ConfigError, NotFound
 from omnimem.memory import Memory
-from omnimem.memory.opening import existing_config
-from omnimem.server.paths import NAME, check_name, confine, is_memory_dir
+from omnimem.memory.locations import read_saved_config
+from omnimem.server.paths import check_name, confine, is_memory_dir
+from omnimem.server.places import Places, places_of
 
 __all__ = ["MemoryPool", "SharedEncoder", "DEFAULT_MAX_OPEN", "check_name", "confine", "is_memory_dir"]
 
@@ -72,11 +73,11 @@ class MemoryPool:
     ``max_open`` bounds how many stay open."""
 
     def __init__(
-        self, root: Path, *, encoder: Any = None, config: Any = None, max_open: int = DEFAULT_MAX_OPEN
+        self, root: Places | Path | str, *, encoder: Any = None, config: Any = None, max_open: int = DEFAULT_MAX_OPEN
     ) -> None:  # fmt: skip
         if isinstance(max_open, bool) or not isinstance(max_open, int) or max_open < 1:
             raise ConfigError(f"max_open must be an int >= 1 (memories kept open), got {max_open!r}")
-        self.root = Path(root)
+        self.places = places_of(root) if isinstance(root, (str, Path)) else root  # directories or PG schemas
         self.encoder = encoder  # an omnimem Encoder for every memory (tests, custom setups); None: shared by config
         self.config = config  # a MemoryConfig for new memories; None: the default
         self.max_open = max_open  # open memories past which the least recently used idle one closes
@@ -87,13 +88,11 @@ class MemoryPool:
         self._encoder_locks: dict[tuple[str, str], threading.Lock] = {}  # one model load per key at a time
 
     def names(self) -> list[str]:
-        """Names of the memory directories under the root, sorted."""
-        if not self.root.is_dir():
-            return []
-        return sorted(p.name for p in self.root.iterdir() if NAME.fullmatch(p.name) and is_memory_dir(p))
+        """Names of the memories under the root (directories, or a database's schemas), sorted."""
+        return self.places.names()
 
     def exists(self, name: str) -> bool:
-        return is_memory_dir(self.root / check_name(name))
+        return self.places.exists(name)
 
     def open_names(self) -> list[str]:
         """Names of the memories open now, least recently used first."""
@@ -102,9 +101,10 @@ class MemoryPool:
 
     def create(self, name: str) -> None:
         """Create the memory ``name``; raises :class:`ConfigError` if it exists."""
-        path = self.root / check_name(name)
+        path = self.places.target(check_name(name))
+        taken = Path(path).exists() if isinstance(path, Path) else self.places.exists(name)
         with self._lock:
-            if name in self._slots or name in self._pending or path.exists():
+            if name in self._slots or name in self._pending or taken:
                 raise ConfigError(f"memory {name!r} already exists; use it, or pick another name")
             done = self._pending[name] = threading.Event()
         self._settle(name, done, lambda: self._open(path, create=True), users=0)
@@ -122,7 +122,7 @@ class MemoryPool:
 
     def _acquire(self, name: str) -> _Slot:
         """The slot of ``name`` with one more user, opening the memory if no other request is."""
-        path = self.root / check_name(name)
+        path = self.places.target(check_name(name))
         while True:
             with self._lock:
                 slot = self._slots.get(name)
@@ -132,7 +132,7 @@ class MemoryPool:
                     return slot
                 done = self._pending.get(name)
                 if done is None:
-                    if not is_memory_dir(path):
+                    if not self.places.exists(name):
                         raise NotFound(f"no memory named {name!r}; create it with POST /v1/memories")
                     done = self._pending[name] = threading.Event()
                     break
@@ -181,10 +181,10 @@ class MemoryPool:
                     del self._pending[name]
                 done.set()
 
-    def _open(self, path: Path, *, create: bool) -> Memory:
+    def _open(self, path: Path | str, *, create: bool) -> Memory:
         encoder = self.encoder
         if encoder is None:
-            saved = self.config if create else existing_config(path, create=False)
+            saved = self.config if create else read_saved_config(path)
             encoder = self._shared_encoder(saved or MemoryConfig())
         config = self.config if create else None
         return Memory.open(path, encoder=encoder, config=config, create=create)

@@ -25,7 +25,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from omnimem.errors import ConfigError, MemoryLocked, StorageError, missing_extra
 
-__all__ = ["PgDatabase", "PgTarget", "parse_url", "is_postgres_url"]
+__all__ = ["PgDatabase", "PgTarget", "parse_url", "is_postgres_url", "memory_schemas"]
 
 log = logging.getLogger(__name__)
 
@@ -86,6 +86,20 @@ def parse_url(url: str) -> PgTarget:
         raise ConfigError("pool must be >= 1")
     conninfo = urlunsplit((parts.scheme, parts.netloc, parts.path, urlencode(rest), parts.fragment))
     return PgTarget(conninfo, schema, own.get("files") or None, blobs, pool)
+
+
+def memory_schemas(conninfo: str) -> list[str]:
+    """The schemas of a database that hold an omnimem memory (an ``items`` table), sorted."""
+    psycopg, _ = _driver()
+    try:
+        with psycopg.connect(conninfo, autocommit=True) as conn:
+            rows = conn.execute(
+                "SELECT n.nspname FROM pg_namespace n JOIN pg_class c ON c.relnamespace = n.oid"
+                " WHERE c.relname = 'items' AND c.relkind = 'r' ORDER BY n.nspname"
+            ).fetchall()
+    except psycopg.Error as e:
+        raise StorageError(f"cannot list the memories of {conninfo.split('?')[0]} ({e}); check the URL") from e
+    return [r[0] for r in rows]
 
 
 def _driver() -> Any:

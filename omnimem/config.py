@@ -54,18 +54,20 @@ class EncoderConfig:
 
 @dataclass(frozen=True)
 class IndexConfig:
-    """How vector indexes are built (FAISS factory strings)."""
+    """How each embedding space's FAISS index is kept (omnimem.stores.segments)."""
 
-    factory: str = "auto"  # "auto", or a FAISS factory string such as "Flat" or "IVF1024,Flat"
-    approx_threshold: int = 50_000  # "auto": exact search below this many vectors, IVF above
-    nprobe: int = 32  # IVF lists probed per query (recall vs speed)
-    save_every: int = 2_000  # write the index file after this many changed vectors (and on close)
+    factory: str = "auto"  # "auto" (exact below approx_threshold vectors, IVF above) or "Flat" (always exact)
+    approx_threshold: int = 50_000  # "auto": vectors from which the saved base segment is IVF
+    nprobe: int = 0  # IVF lists probed per query; 0 = nlist / 16, at least 32 (recall vs speed)
+    save_every: int = 20_000  # changed vectors after which a new base segment is written (background)
+    exact_below: int = 20_000  # a filtered search over at most this many items scores them exactly
 
     def __post_init__(self) -> None:
-        _check(bool(self.factory), "index.factory must be 'auto' or a FAISS factory string")
+        _check(bool(self.factory), "index.factory must be 'auto' or 'Flat'")
         _check(self.approx_threshold > 0, "index.approx_threshold must be positive")
-        _check(self.nprobe > 0, "index.nprobe must be positive")
+        _check(self.nprobe >= 0, "index.nprobe must be >= 0 (0 = automatic)")
         _check(self.save_every > 0, "index.save_every must be positive")
+        _check(self.exact_below >= 0, "index.exact_below must be >= 0")
 
 
 @dataclass(frozen=True)

@@ -35,7 +35,7 @@ from omnimem.memory.working import WorkingMemory
 from omnimem.retrieval.context import Context
 from omnimem.retrieval.hybrid import hybrid_search
 from omnimem.retrieval.pipeline import retrieve_context
-from omnimem.stores import FileBlobStore, SQLiteRecordStore, SyncedIndex
+from omnimem.stores.base import BlobStore, RecordStore
 from omnimem.stores.nodes import Node
 from omnimem.types import Hit, Item, to_iso, utc_now
 
@@ -53,8 +53,8 @@ class Memory:
     """Long-term memory in one directory. Open with :meth:`Memory.open`; use as a context manager."""
 
     def __init__(
-        self, path: Path, config: MemoryConfig, store: SQLiteRecordStore, encoder: Encoder,
-        indexes: dict[str, SyncedIndex], blobs: FileBlobStore, image_encoder: Encoder | None = None,
+        self, path: Path, config: MemoryConfig, store: RecordStore, encoder: Encoder,
+        indexes: dict[str, Any], blobs: BlobStore, image_encoder: Encoder | None = None,
         generator: Any = None,
     ) -> None:  # fmt: skip
         self.path = path

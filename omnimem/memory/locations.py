@@ -85,14 +85,14 @@ class DirectoryLocation:
             write_config(self.root / CONFIG_FILE, config)
 
     def indexes(self, store: Any, spaces: dict[str, int], config: MemoryConfig) -> dict[str, Any]:
-        from omnimem.stores.synced import SyncedIndex
+        from omnimem.stores.segments import SegmentedIndex
 
         ix = config.index
-        options = dict(factory=ix.factory, approx_threshold=ix.approx_threshold, nprobe=ix.nprobe, save_every=ix.save_every)  # fmt: skip
-        return {
-            space: SyncedIndex(store, space, dim, self.root / "index" / f"{space}.faiss", **options)
-            for space, dim in spaces.items()
-        }
+        options = dict(
+            ivf_threshold=ix.approx_threshold if ix.factory != "Flat" else 2**62, nprobe=ix.nprobe or None,
+            compact_every=ix.save_every, exact_below=ix.exact_below,
+        )  # fmt: skip
+        return {space: SegmentedIndex(store, space, dim, self.root / "index", **options) for space, dim in spaces.items()}
 
     def blobs(self, store: Any) -> Any:
         from omnimem.stores.blobs import FileBlobStore

@@ -41,8 +41,7 @@ def _check(memory: Memory, repair: bool, report: dict[str, Any]) -> None:
         in_db, in_ix = set(store.vector_ids(space)), set(index.index.ids())
         drift = {"missing": len(in_db - in_ix), "extra": len(in_ix - in_db)}
         if repair and (drift["missing"] or drift["extra"]):
-            index.refresh(force=True)
-            index.save()
+            index.rebuild()  # from the vectors the store holds: the source of truth
         report["indexes"][space] = {**drift, "size": len(index), "repaired": bool(repair and any(drift.values()))}
     orphans = memory.graph.orphan_items()  # graph links of items that are gone (a pre-0.2 delete, a crash)
     if repair and orphans:

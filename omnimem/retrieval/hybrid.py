@@ -28,9 +28,12 @@ DenseSearch = Callable[[np.ndarray, int], list[list[tuple[str, float]]]]
 def dense_candidates(
     search: DenseSearch, store: RecordStore, query_vector: np.ndarray, n: int, filters: Filters | None
 ) -> list[tuple[str, float]]:
-    """Top-n dense ``(id, score)`` for one query; with filters, over-fetch until n pass them."""
+    """Top-n dense ``(id, score)`` for one query. With filters: an index that takes them selects the
+    matching items first (``filters_in_search``); for others, over-fetch until n pass them."""
     if filters is None or filters.is_empty():
         return search(query_vector[None, :], n)[0]
+    if getattr(getattr(search, "__self__", None), "filters_in_search", False):
+        return search(query_vector[None, :], n, filters=filters)[0]
     fetch = n * 4
     while True:
         raw = search(query_vector[None, :], fetch)[0]

@@ -7,10 +7,10 @@ from omnimem.stores.base import BlobStore, Filters, RecordStore, VectorIndex
 from omnimem.stores.blobs import FileBlobStore
 from omnimem.stores.exact import ExactIndex
 from omnimem.stores.faiss_index import FaissIndex
+from omnimem.stores.segments import SegmentedIndex, SyncReport
 from omnimem.stores.sqlite import SQLiteRecordStore
-from omnimem.stores.synced import SyncedIndex, SyncReport
 
 __all__ = [
     "BlobStore", "Filters", "RecordStore", "VectorIndex", "FileBlobStore", "ExactIndex",
-    "FaissIndex", "SQLiteRecordStore", "SyncedIndex", "SyncReport",
+    "FaissIndex", "SQLiteRecordStore", "SegmentedIndex", "SyncReport",
 ]  # fmt: skip

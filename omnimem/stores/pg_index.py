@@ -3,7 +3,7 @@
 The record store keeps each space's vectors in ``vectors_<space>`` with an HNSW index (cosine); a
 search is one ``ORDER BY embedding <=> query LIMIT k`` on it. Nothing lives outside the database, so
 there is nothing to keep in step, save or rebuild after a crash: every process and host sees every
-committed vector at once. :class:`PgVectorIndex` offers the surface :class:`~omnimem.stores.synced.SyncedIndex`
+committed vector at once. :class:`PgVectorIndex` offers the surface :class:`~omnimem.stores.segments.SegmentedIndex`
 offers the memory layer (``search``, ``applied``, ``refresh``, ``generation`` ...), where the
 bookkeeping methods are no-ops.
 """
@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from omnimem.errors import ConfigError
-from omnimem.stores.synced import SyncReport
+from omnimem.stores.segments import SyncReport
 
 __all__ = ["PgVectorIndex", "vector_literal"]
 
@@ -42,7 +42,7 @@ class PgVectorIndex:
         self.index = self  # what Memory.check() reads ids from
         self.last_report = SyncReport(space, 0, 0, False)
 
-    # -- the SyncedIndex surface -----------------------------------------------------------------
+    # -- the SegmentedIndex surface -----------------------------------------------------------------
     @property
     def generation(self) -> int:
         return self.store.generation(self.space)

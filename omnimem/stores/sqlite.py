@@ -2,7 +2,7 @@
 
 WAL mode (readers run beside one writer), one ``BEGIN IMMEDIATE`` transaction per batch, a schema
 version in ``PRAGMA user_version`` with forward migrations, and content-hash ids so a repeated add is
-a no-op. Vector indexes are derived from the ``vectors`` table and can always be rebuilt from it.
+a no-op. Vector indexes are derived from the ``vectors`` table (and its change log) and can always be rebuilt from it.
 """
 
 from __future__ import annotations
@@ -16,7 +16,6 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
 import sqlite_utils
 
 from omnimem.errors import ConfigError, NotFound, OmnimemError
@@ -44,6 +43,7 @@ from omnimem.stores.sqlite_sql import (
     vector_rows,
 )
 from omnimem.stores.sqlite_transfer import TransferMixin
+from omnimem.stores.sqlite_vectors import VectorsMixin, migration_vector_log
 from omnimem.types import Item
 
 if TYPE_CHECKING:
@@ -116,11 +116,12 @@ MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
     migration_nodes,
     migration_archive,
     _migration_meta,
+    migration_vector_log,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
-class SQLiteRecordStore(ArchiveMixin, QueryMixin, TransferMixin):
+class SQLiteRecordStore(ArchiveMixin, QueryMixin, TransferMixin, VectorsMixin):
     """A :class:`~omnimem.stores.base.RecordStore` in one SQLite file (or ``":memory:"``)."""
 
     def __init__(self, path: str | Path, *, busy_timeout: float = 30.0, synchronous: str = "NORMAL") -> None:
@@ -319,8 +320,7 @@ class SQLiteRecordStore(ArchiveMixin, QueryMixin, TransferMixin):
             pairs: set[tuple[str | None, str | None]] = set()
             for item_id in dict.fromkeys(ids):
                 pairs.update(conn.execute("SELECT episode, session FROM items WHERE id = ?", (item_id,)).fetchall())
-                spaces.update(r[0] for r in conn.execute("SELECT space FROM vectors WHERE item_id = ?", (item_id,)))
-                conn.execute("DELETE FROM vectors WHERE item_id = ?", (item_id,))
+                spaces |= self._drop_vectors(conn, item_id)
                 conn.execute("DELETE FROM item_stats WHERE item_id = ?", (item_id,))
                 conn.execute("DELETE FROM pending WHERE item_id = ?", (item_id,))
                 if conn.execute("DELETE FROM items WHERE id = ?", (item_id,)).rowcount:
@@ -486,58 +486,6 @@ class SQLiteRecordStore(ArchiveMixin, QueryMixin, TransferMixin):
         )
         rows = self._read(sql, (match, *params, int(k)))
         return [(item_id, -float(score)) for item_id, score in rows]
-
-    # -- vectors -----------------------------------------------------------------------------
-    def vectors(self, space: str, ids: Sequence[str] | None = None) -> tuple[list[str], np.ndarray]:
-        dim = self.space_dim(space)
-        if ids is None:
-            rows = self._read("SELECT item_id, vector FROM vectors WHERE space = ? ORDER BY item_id", (space,))
-        else:
-            rows = []
-            ids = list(ids)
-            for start in range(0, len(ids), 500):
-                chunk = ids[start : start + 500]
-                rows += self._read(
-                    f"SELECT item_id, vector FROM vectors WHERE space = ? AND item_id IN ({', '.join('?' * len(chunk))})",
-                    (space, *chunk),
-                )
-        if not rows:
-            return [], np.zeros((0, dim or 0), dtype=np.float32)
-        array = np.frombuffer(b"".join(r[1] for r in rows), dtype=np.float32).reshape(len(rows), -1)
-        return [r[0] for r in rows], array.copy()
-
-    def vector_ids(self, space: str) -> list[str]:
-        return [r[0] for r in self._read("SELECT item_id FROM vectors WHERE space = ?", (space,))]
-
-    def generation(self, space: str) -> int:
-        rows = self._read("SELECT generation FROM spaces WHERE space = ?", (space,))
-        return rows[0][0] if rows else 0
-
-    def space_dim(self, space: str) -> int | None:
-        rows = self._read("SELECT dim FROM spaces WHERE space = ?", (space,))
-        return rows[0][0] if rows else None
-
-    def spaces(self) -> dict[str, int]:
-        """Every embedding space with vectors here, and its dimension."""
-        return dict(self._read("SELECT space, dim FROM spaces"))
-
-    def _put_vector(self, conn: sqlite3.Connection, space: str, item_id: str, vector: np.ndarray) -> None:
-        conn.execute(
-            "INSERT OR REPLACE INTO vectors (space, item_id, vector) VALUES (?, ?, ?)",
-            (space, item_id, np.ascontiguousarray(vector, dtype=np.float32).tobytes()),
-        )
-
-    def _touch_space(self, conn: sqlite3.Connection, space: str, dim: int, *, bump: bool) -> None:
-        row = conn.execute("SELECT dim FROM spaces WHERE space = ?", (space,)).fetchone()
-        if row is None:
-            conn.execute("INSERT INTO spaces (space, dim, generation) VALUES (?, ?, ?)", (space, dim, int(bump)))
-        elif row[0] != dim:
-            raise ConfigError(
-                f"space {space!r} in {self.path} holds {row[0]}-d vectors, got {dim}-d; open it with"
-                " the encoder that built it, or use a new memory directory"
-            )
-        elif bump:
-            conn.execute("UPDATE spaces SET generation = generation + 1 WHERE space = ?", (space,))
 
     # -- lifecycle ---------------------------------------------------------------------------
     def integrity_check(self) -> list[str]:

@@ -53,6 +53,18 @@ class QueryMixin:
         where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
         return [r[0] for r in self._read(f"SELECT id FROM items {where} ORDER BY t_start, event_time, rowid", params)]
 
+    def filter_ids(self, filters: Any, *, limit: int | None = None) -> list[str] | None:
+        """Ids of the items matching ``filters`` (a :class:`~omnimem.stores.base.Filters`); with
+        ``limit``, None when more than ``limit`` match (the caller then searches the index with them)."""
+        from omnimem.stores.sqlite_sql import filter_sql
+
+        where, params = filter_sql(filters)
+        cap = f" LIMIT {int(limit) + 1}" if limit is not None else ""
+        rows = self._read(f"SELECT items.id FROM items WHERE 1 {where}{cap}", params)
+        if limit is not None and len(rows) > limit:
+            return None
+        return [r[0] for r in rows]
+
     def in_order(self, *, episode: str | None = None, session: str | None = None) -> list[tuple[str, str]]:
         """``(id, text)`` of a session's (else an episode's) items in event-time order."""
         column, value = ("session", session) if session is not None else ("episode", episode)

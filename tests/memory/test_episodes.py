@@ -104,8 +104,10 @@ def test_existing_items_get_nodes_when_the_schema_migrates(tmp_path, hash_encode
     store = SQLiteRecordStore(tmp_path / "m" / "memory.db")
     store.conn.execute("DROP TABLE nodes")
     store.conn.execute("DROP INDEX items_episode_session")
-    for table in ("item_stats", "archive", "archive_vectors", "meta", "pending"):  # schemas 3-4, re-created
+    for table in ("item_stats", "archive", "archive_vectors", "meta", "pending", "vector_log"):  # schemas 3-5
         store.conn.execute(f"DROP TABLE {table}")
+    store.conn.execute("DROP INDEX vectors_key")  # schema 5's column of the vectors table
+    store.conn.execute("ALTER TABLE vectors DROP COLUMN key")
     store.conn.execute("PRAGMA user_version=1")  # as written by the first release
     store.close()
     with omnimem.Memory.open(tmp_path / "m") as mem:

@@ -158,32 +158,11 @@ def test_corrupt_database_and_config(tmp_path, hash_encoder):
         omnimem.Memory.open(tmp_path / "m", encoder=hash_encoder)
 
 
-def test_index_drift_is_repaired_on_open(tmp_path, hash_encoder):
-    path = tmp_path / "m"
-    with omnimem.Memory.open(path, encoder=hash_encoder) as mem:
-        ids = mem.add([f"fact number {n} about topic {n % 7}" for n in range(30)])
-    # Simulate a crash after the SQLite commit but before the index write: an older index file.
-    stale = (path / "index" / "text.faiss").read_bytes(), (path / "index" / "text.faiss.ids.json").read_text()
-    with omnimem.Memory.open(path) as mem:
-        new = mem.add(["a late fact about zebras"])
-        mem.indexes["text"]._unsaved = 0  # do not save on close: the file stays stale
-    (path / "index" / "text.faiss").write_bytes(stale[0])
-    (path / "index" / "text.faiss.ids.json").write_text(stale[1])
-    with omnimem.Memory.open(path) as mem:
-        assert mem.indexes["text"].last_report.added == 1
-        assert mem.search("a late fact about zebras", k=1, retrievers=("dense",))[0].id == new[0]
-        assert len(mem.indexes["text"]) == 31
-    # A corrupt index file is rebuilt from SQLite.
-    (path / "index" / "text.faiss").write_bytes(b"junk")
-    with omnimem.Memory.open(path) as mem:
-        assert mem.indexes["text"].last_report.rebuilt
-        assert len(mem.indexes["text"]) == 31
-        assert mem.search(f"fact number 5 about topic {5 % 7}", k=1, retrievers=("dense",))[0].id == ids[5]
-
-
 def test_check_reports_and_repairs_drift(mem):
     ids = mem.add(["alpha beta", "gamma delta", "epsilon zeta"])
-    mem.indexes["text"].index.delete([ids[0]])  # drift behind the memory's back
+    from omnimem.stores.sqlite_vectors import vector_key
+
+    mem.indexes["text"]._drop([vector_key(ids[0])])  # drift behind the memory's back
     report = mem.check(repair=False)
     assert report["indexes"]["text"]["missing"] == 1 and not report["ok"]
     report = mem.check()
@@ -319,14 +298,14 @@ def test_a_memory_without_its_database_refuses_to_open(tmp_path, hash_encoder, d
     path = tmp_path / "m"
     with omnimem.Memory.open(path, encoder=hash_encoder) as mem:
         mem.add("something worth keeping")
-    index = (path / "index" / "text.faiss").read_bytes()
+    mem_files = {p.name: p.read_bytes() for p in (path / "index").glob("*")}
     for suffix in ("", "-wal", "-shm"):
         (path / f"memory.db{suffix}").unlink(missing_ok=True)
     if damage == "empty":
         (path / "memory.db").write_bytes(b"")
     with pytest.raises(omnimem.CorruptInput, match=r"memory\.db is .*backup"):
         omnimem.Memory.open(path)
-    assert (path / "index" / "text.faiss").read_bytes() == index  # the refused open rewrote nothing
+    assert {p.name: p.read_bytes() for p in (path / "index").glob("*")} == mem_files  # the refused open wrote nothing
 
 
 def test_a_config_from_a_newer_omnimem_is_refused(tmp_path, hash_encoder):
@@ -341,18 +320,18 @@ def test_a_config_from_a_newer_omnimem_is_refused(tmp_path, hash_encoder):
 
 
 @pytest.mark.parametrize("ids", [200, None, "x", {"a": 1}, [1, 2]])
-@pytest.mark.parametrize("generation", [3, "seven"])
-def test_a_malformed_index_id_map_is_rebuilt_from_sqlite(tmp_path, hash_encoder, ids, generation):
+def test_an_old_single_file_index_with_a_malformed_id_map_is_ignored(tmp_path, hash_encoder, ids):
     import json
 
     path = tmp_path / "m"
     with omnimem.Memory.open(path, encoder=hash_encoder) as mem:
         added = mem.add(["alpha beta", "gamma delta"])
-    meta = path / "index" / "text.faiss.ids.json"
-    meta.write_text(json.dumps({**json.loads(meta.read_text()), "ids": ids, "generation": generation}))
+    (path / "index").mkdir(exist_ok=True)
+    (path / "index" / "text.faiss").write_bytes(b"old format")  # what omnimem <= 0.2 wrote
+    (path / "index" / "text.faiss.ids.json").write_text(json.dumps({"ids": ids, "generation": "seven"}))
     with omnimem.Memory.open(path) as mem:
-        assert mem.indexes["text"].last_report.rebuilt
         assert mem.search("gamma delta", k=1, retrievers=("dense",))[0].id == added[1]
+        assert mem.check()["ok"] and not (path / "index" / "text.faiss.ids.json").exists()
 
 
 def test_check_reports_a_damaged_database_instead_of_raising(tmp_path, hash_encoder):
@@ -401,22 +380,6 @@ def test_extraction_a_crash_left_undone_is_caught_up(tmp_path, hash_encoder, mon
         mem.add("Carol lives in Rome.")
         assert mem.graph.items_with_links(ids) == set(ids)
         assert mem.check(repair=False)["graph"]["owed_items"] == 0
-
-
-def test_an_index_pair_from_two_saves_is_rebuilt(tmp_path, hash_encoder):
-    path = tmp_path / "m"
-    with omnimem.Memory.open(path, encoder=hash_encoder) as mem:
-        first = mem.add(["alpha beta", "gamma delta"])
-        mem.indexes["text"].save()
-        old_index = (path / "index" / "text.faiss").read_bytes()
-        mem.delete(first[0])
-        second = mem.add(["epsilon zeta"])  # same size, other ids
-        mem.indexes["text"].save()
-    (path / "index" / "text.faiss").write_bytes(old_index)  # killed between the two renames of a save
-    with omnimem.Memory.open(path) as mem:
-        assert mem.indexes["text"].last_report.rebuilt
-        assert mem.search("epsilon zeta", k=1, retrievers=("dense",))[0].id == second[0]
-        assert sorted(mem.indexes["text"].index.ids()) == sorted([first[1], second[0]])
 
 
 def test_a_truncated_database_is_refused_or_reported_naming_the_file(tmp_path, hash_encoder):

@@ -40,6 +40,9 @@ def main(argv: list[str] | None = None) -> int:
         command.add_argument("--grasp", action="store_true", help="also run the GRASP pipeline (omnimem.retrieval)")
         command.add_argument("--ablation", action="store_true", help="GRASP with each stage switched off in turn")
         command.add_argument("--budget", type=int, default=1024, help="GRASP context budget in tokens (default 1024)")
+        command.add_argument(
+            "--backend", help="build the memory in this postgresql:// database (default: a temp folder)"
+        )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     try:
@@ -51,14 +54,14 @@ def main(argv: list[str] | None = None) -> int:
 
             result = evaluate_locomo(
                 args.data, ks=args.k, encoder=encoder, limit=args.limit, grasp=args.grasp, ablation=args.ablation,
-                budget=args.budget, questions=args.questions,
+                budget=args.budget, questions=args.questions, backend=args.backend,
             )  # fmt: skip
         else:
             from omnimem.eval.musique import evaluate_musique, format_report
 
             result = evaluate_musique(
                 args.qa, args.corpus, ks=args.k, encoder=encoder, limit=args.limit, grasp=args.grasp,
-                ablation=args.ablation, budget=args.budget, question_corpus=args.question_corpus,
+                ablation=args.ablation, budget=args.budget, question_corpus=args.question_corpus, backend=args.backend,
             )  # fmt: skip
     except OmnimemError as e:
         print(f"error: {e}", file=sys.stderr)

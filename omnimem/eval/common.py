@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 
-__all__ = ["SYSTEMS", "Tally", "recalls_at", "percentile"]
+from omnimem.errors import ConfigError
+
+__all__ = ["SYSTEMS", "Tally", "recalls_at", "percentile", "scratch_memory"]
 
 # name -> the retrievers Memory.search uses; "hybrid" is omnimem's own search.
 SYSTEMS = {"hybrid": ("dense", "bm25"), "bm25": ("bm25",), "dense": ("dense",)}
@@ -39,3 +43,27 @@ class Tally:
 
     def means(self) -> dict[str, float]:
         return {k: round(v / max(1, self.count), 4) for k, v in self.sums.items()}
+
+
+@contextmanager
+def scratch_memory(folder: str | Path, name: str, backend: str | None) -> Iterator[str | Path]:
+    """Where an evaluation builds a throwaway memory: ``folder/name``, or with ``backend`` (a
+    ``postgresql://`` URL) a fresh schema of that database, dropped afterwards."""
+    if backend is None:
+        yield Path(folder) / name
+        return
+    import uuid
+
+    from omnimem.stores.pg import PgDatabase, is_postgres_url
+
+    if not is_postgres_url(backend):
+        raise ConfigError(f"--backend must be a postgresql:// URL, got {backend!r}")
+    url = f"{backend}{'&' if '?' in backend else '?'}schema=eval_{name}_{uuid.uuid4().hex[:8]}"
+    try:
+        yield url
+    finally:
+        db = PgDatabase(url)
+        try:
+            db.drop()
+        finally:
+            db.close()

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from omnimem.errors import CorruptInput
-from omnimem.eval.common import SYSTEMS, Tally, percentile, recalls_at
+from omnimem.eval.common import SYSTEMS, Tally, percentile, recalls_at, scratch_memory
 from omnimem.eval.grasp import GraspTimer, grasp_lines, grasp_systems, run_grasp
 from omnimem.memory import Memory
 from omnimem.retrieval.context import estimate_tokens
@@ -94,7 +94,7 @@ def parse_evidence(evidence: Sequence[Any], known: set[str]) -> list[str]:
 def evaluate_locomo(
     path: str | Path, *, ks: Sequence[int] = (5, 10), encoder: Any = None, workdir: str | Path | None = None,
     limit: int | None = None, grasp: bool = False, ablation: bool = False, budget: int = 1024,
-    questions: int | None = None,
+    questions: int | None = None, backend: str | None = None,
 ) -> dict[str, Any]:  # fmt: skip
     """Run the evaluation; returns a dict with overall / per-category recall for every system.
 
@@ -103,7 +103,8 @@ def evaluate_locomo(
     With ``grasp`` (and ``ablation``), also ``grasp[-no-<stage>]_recall@k``, ``_context_recall`` and
     ``_tokens`` (the context packed into ``budget`` tokens), ``full_tokens`` (the whole conversation)
     and ``grasp_query_ms_p50`` (see :mod:`omnimem.eval.grasp`). ``questions``: only the first N
-    questions of each conversation (a quick run).
+    questions of each conversation (a quick run). ``backend``: build the memories in a PostgreSQL
+    database (``postgresql://...``; a schema per conversation, dropped after) instead of a temporary folder.
     """
     systems = grasp_systems(grasp, ablation)
     timer = GraspTimer()
@@ -115,8 +116,7 @@ def evaluate_locomo(
     with tempfile.TemporaryDirectory(dir=workdir) as tmp:
         for n, sample in enumerate(samples):
             t0 = time.perf_counter()
-            mem = Memory.open(Path(tmp) / f"conv{n}", encoder=encoder)
-            with mem:
+            with scratch_memory(tmp, f"conv{n}", backend) as target, Memory.open(target, encoder=encoder) as mem:
                 known: set[str] = set()
                 for session, _, turns in conversation_turns(sample):
                     mem.add_conversation(turns, session=session, episode=sample.get("sample_id"))

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from omnimem.errors import CorruptInput
-from omnimem.eval.common import SYSTEMS, Tally, percentile, recalls_at
+from omnimem.eval.common import SYSTEMS, Tally, percentile, recalls_at, scratch_memory
 from omnimem.eval.grasp import GraspTimer, grasp_lines, grasp_systems, run_grasp
 from omnimem.memory import Memory
 from omnimem.retrieval.context import estimate_tokens
@@ -50,7 +50,7 @@ def _key(title: str, text: str) -> str:
 def evaluate_musique(
     qa_path: str | Path, corpus_path: str | Path, *, ks: Sequence[int] = (2, 5), encoder: Any = None,
     workdir: str | Path | None = None, limit: int | None = None, grasp: bool = False, ablation: bool = False,
-    budget: int = 1024, question_corpus: bool = False,
+    budget: int = 1024, question_corpus: bool = False, backend: str | None = None,
 ) -> dict[str, Any]:  # fmt: skip
     """Run the evaluation; returns overall recall for every system plus sizes and timings.
 
@@ -67,7 +67,11 @@ def evaluate_musique(
     timer = GraspTimer()
     kmax = max(ks)
     tally, query_times = Tally(), []
-    with tempfile.TemporaryDirectory(dir=workdir) as tmp, Memory.open(Path(tmp) / "musique", encoder=encoder) as mem:
+    with (
+        tempfile.TemporaryDirectory(dir=workdir) as tmp,
+        scratch_memory(tmp, "musique", backend) as target,
+        Memory.open(target, encoder=encoder) as mem,
+    ):
         t0 = time.perf_counter()
         items = [
             Item.make(text=p["text"], source="musique", metadata={"title": p.get("title", "")})

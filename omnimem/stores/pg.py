@@ -225,7 +225,8 @@ class PgDatabase:
             )
         with self.transaction() as conn:
             conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"{self.schema}/{component}",))
-            conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{self.schema}"')
+            if not conn.execute("SELECT 1 FROM pg_namespace WHERE nspname = %s", (self.schema,)).fetchone():
+                conn.execute(f'CREATE SCHEMA "{self.schema}"')  # needs CREATE on the database: only when missing
             conn.execute(
                 "CREATE TABLE IF NOT EXISTS schema_versions (component TEXT PRIMARY KEY, version INTEGER NOT NULL)"
             )

@@ -73,9 +73,10 @@ class PgVectorIndex:
             raise ConfigError(f"expected queries of shape (n, {self.dim}), got {queries.shape}")
         if k <= 0 or self.store.space_dim(self.space) is None:
             return [[] for _ in range(len(queries))]
+        vs = self.store.vector_schema  # pgvector's own schema: its type and operators live there
         sql = (
-            f"SELECT item_id, 1 - (embedding <=> %s::vector) FROM vectors_{self.space}"
-            " ORDER BY embedding <=> %s::vector LIMIT %s"
+            f"SELECT item_id, 1 - (embedding OPERATOR({vs}.<=>) %s::{vs}.vector) FROM vectors_{self.space}"
+            f" ORDER BY embedding OPERATOR({vs}.<=>) %s::{vs}.vector LIMIT %s"
         )
         out = []
         with self.store.db.transaction() as conn:  # SET LOCAL needs a transaction; a read takes no lock

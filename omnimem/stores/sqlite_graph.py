@@ -447,11 +447,11 @@ class SQLiteGraphStore:
     # -- entity resolution ---------------------------------------------------------------------
     def merge(self, kept: str, merged: str, *, reason: str, scores: dict[str, float] | None = None) -> Merge:
         """Resolve ``merged`` to ``kept`` (logged, reversible with :meth:`unmerge`)."""
-        kept, merged_root = self.canonical(kept), self.canonical(merged)
-        if kept == merged_root:
-            raise ConfigError(f"{merged} already resolves to {kept}; nothing to merge")
         now = utc_now()
-        with self.store.transaction() as conn:
+        with self.store.transaction() as conn:  # roots read under the write lock: no merge lost to a race
+            kept, merged_root = self.canonical(kept), self.canonical(merged)
+            if kept == merged_root:
+                raise ConfigError(f"{merged} already resolves to {kept}; nothing to merge")
             for eid in (kept, merged):
                 if conn.execute("SELECT 1 FROM entities WHERE id = ?", (eid,)).fetchone() is None:
                     raise NotFound(f"no entity with id {eid!r}")

@@ -14,7 +14,17 @@ from omnimem.errors import ConfigError, CorruptInput, MemoryLocked, StorageError
 from omnimem.stores.base import Filters
 from omnimem.types import Item, utc_now
 
-__all__ = ["fts_query", "item_row", "row_item", "vector_rows", "filter_sql", "translate", "ITEM_COLUMNS", "Vectors"]
+__all__ = [
+    "fts_query",
+    "query_words",
+    "item_row",
+    "row_item",
+    "vector_rows",
+    "filter_sql",
+    "translate",
+    "ITEM_COLUMNS",
+    "Vectors",
+]
 
 Vectors = tuple[Sequence[str], np.ndarray]  # (ids, float32 (n, dim)): the vectors of one space
 
@@ -35,13 +45,19 @@ _STOPWORDS = frozenset(
 )
 
 
-def fts_query(text: str) -> str:
-    """An FTS5 MATCH expression that ORs the query's content words, each quoted (no syntax errors)."""
-    words = []
+def query_words(text: str) -> list[str]:
+    """The content words of a full-text query, lower-cased, once each, in order: no stopwords, no
+    single letters (single digits stay). Every backend's keyword search ORs these."""
+    words: list[str] = []
     for word in re.findall(r"\w+", text.lower()):
         if word not in _STOPWORDS and (len(word) > 1 or word.isdigit()) and word not in words:
             words.append(word)
-    return " OR ".join(f'"{w}"' for w in words)
+    return words
+
+
+def fts_query(text: str) -> str:
+    """An FTS5 MATCH expression that ORs the query's content words, each quoted (no syntax errors)."""
+    return " OR ".join(f'"{w}"' for w in query_words(text))
 
 
 def item_row(item: Item) -> tuple:

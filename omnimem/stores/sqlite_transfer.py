@@ -11,7 +11,14 @@ from omnimem.stores.transfer import TABLES
 __all__ = ["TransferMixin"]
 
 _BATCH = 1_000
-_WITHOUT_ROWID = {"item_stats", "archive_vectors", "pending", "mentions", "triplet_sources", "graph_progress"}  # ordered by their key
+_WITHOUT_ROWID = {
+    "item_stats",
+    "archive_vectors",
+    "pending",
+    "mentions",
+    "triplet_sources",
+    "graph_progress",
+}  # ordered by their key
 
 
 class TransferMixin:

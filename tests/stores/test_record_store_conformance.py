@@ -1,4 +1,6 @@
-"""Conformance suite for RecordStore backends (SQLite on disk and in memory), plus SQLite specifics."""
+"""Conformance suite for RecordStore backends (SQLite on disk and in memory, PostgreSQL), plus SQLite specifics.
+
+PostgreSQL specifics are in test_pg_records.py."""
 
 from __future__ import annotations
 
@@ -13,10 +15,15 @@ from omnimem.stores.sqlite import SCHEMA_VERSION, fts_query
 from omnimem.types import Item
 
 
-@pytest.fixture(params=["file", "memory"])
+@pytest.fixture(params=["file", "memory", "postgres"])
 def store(request, tmp_path) -> RecordStore:
-    path = tmp_path / "m.db" if request.param == "file" else ":memory:"
-    s = SQLiteRecordStore(path)
+    if request.param == "postgres":  # a schema of its own on the session's throwaway server
+        from omnimem.stores.pg import PgDatabase
+        from omnimem.stores.pg_records import PostgresRecordStore
+
+        s = PostgresRecordStore(PgDatabase(request.getfixturevalue("pg_url")))
+    else:
+        s = SQLiteRecordStore(tmp_path / "m.db" if request.param == "file" else ":memory:")
     yield s
     s.close()
 
@@ -214,8 +221,7 @@ def test_neighbours_are_the_adjacent_turns_of_the_same_session_and_episode(store
     assert store.neighbours([u2]) == {u2: (None, None)}
 
 
-def test_nested_transactions_are_savepoints(tmp_path):
-    store = SQLiteRecordStore(tmp_path / "n.db")
+def test_nested_transactions_are_savepoints(store):
     a, b, c = (Item.make(text=t) for t in ("outer", "inner, rolled back", "after"))
     with store.transaction():
         store.add([a])
@@ -232,4 +238,3 @@ def test_nested_transactions_are_savepoints(tmp_path):
                 store.delete([a.id])
             raise RuntimeError("outer failure")
     assert sorted(store.ids()) == sorted([a.id, c.id])  # the released savepoint went with the outer rollback
-    store.close()

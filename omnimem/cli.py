@@ -17,6 +17,7 @@
     omnimem keys add ROOT NAME --memory M [--memory M2 ...] [--read-only]   (prints the key once)
     omnimem keys list ROOT [--json]  |  omnimem keys revoke ROOT NAME   (scoped API keys of the server)
     omnimem export MEMORY FILE  |  omnimem import FILE MEMORY  |  omnimem migrate SOURCE TARGET   (verified copies)
+    omnimem import ITEMS.jsonl MEMORY [--batch 512] [--no-extract]   (bulk load, resumable after a crash)
     omnimem eval locomo|musique ...        (same as python -m omnimem.eval)
 
 Output: tables (:mod:`omnimem.cli_render`), coloured on a terminal, plain aligned text when piped or
@@ -176,10 +177,14 @@ def _parser() -> argparse.ArgumentParser:
     export.add_argument("memory", help="a memory directory or a postgresql:// URL")
     export.add_argument("file")
     export.add_argument("--json", action="store_true", help="the counts and checksum as JSON")
-    load = sub.add_parser("import", help="create a memory (directory or postgresql:// URL) from an export file")
-    load.add_argument("file")
-    load.add_argument("memory", help="a new memory directory or a postgresql:// URL")
-    load.add_argument("--json", action="store_true", help="the verified counts and checksum as JSON")
+    load = sub.add_parser(
+        "import", help="load a JSON-lines file of items (resumable), or create a memory from an export file"
+    )
+    load.add_argument("file", help="items, one JSON object per line ({text, speaker?, ..., vector?}), or an export")
+    load.add_argument("memory", help="a memory directory or a postgresql:// URL (new, for an export)")
+    load.add_argument("--batch", type=int, default=512, help="items per transaction (default 512)")
+    load.add_argument("--no-extract", action="store_true", help="no graph extraction now (run 'graph build' later)")
+    load.add_argument("--json", action="store_true", help="the report as JSON")
     migrate = sub.add_parser("migrate", help="copy a whole memory to another backend, verified (counts, checksum)")
     migrate.add_argument("source", help="a memory directory or a postgresql:// URL")
     migrate.add_argument("target", help="a new memory directory or a postgresql:// URL")
@@ -353,12 +358,28 @@ def _export(args: argparse.Namespace) -> int:
 
 
 def _import(args: argparse.Namespace) -> int:
+    from omnimem.memory.bulk import import_items, is_export
     from omnimem.memory.transfer import import_memory
 
-    with _bar("import", None) as bar:
-        trailer = import_memory(args.file, args.memory, progress=bar)
-    _print_report({"memory": args.memory, **trailer["counts"], "checksum": trailer["checksum"]}, args.json, indent=2)
-    return EXIT_OK
+    if is_export(args.file):
+        with _bar("import", None) as bar:
+            trailer = import_memory(args.file, args.memory, progress=bar)
+        _print_report(
+            {"memory": args.memory, **trailer["counts"], "checksum": trailer["checksum"]}, args.json, indent=2
+        )
+        return EXIT_OK
+    from omnimem.memory import Memory
+
+    with Memory.open(args.memory) as mem, _bar("import", None) as bar:
+        report = import_items(
+            mem, args.file, batch=args.batch, extract=False if args.no_extract else None, progress=bar
+        )
+    out = asdict(report) | {
+        "items_per_s": round(report.items_per_s, 1),
+        "failed": {str(k): v for k, v in report.failed.items()},
+    }
+    _print_report(out, args.json, indent=2)
+    return EXIT_PROBLEMS if report.failed else EXIT_OK
 
 
 def _migrate(args: argparse.Namespace) -> int:

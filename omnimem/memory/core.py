@@ -19,6 +19,8 @@ from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from omnimem.config import GraspConfig, MemoryConfig
 from omnimem.encoders import Encoder, create_encoder
 from omnimem.errors import BackendUnavailable, ConfigError, NotFound
@@ -27,9 +29,8 @@ from omnimem.memory.episodes import EpisodicMemory
 from omnimem.memory.forgetting import ForgetPolicy, ForgetReport, Forgetting
 from omnimem.memory.inputs import clean_text, embedding_text, query_filters
 from omnimem.memory.jobs import JobRunner
-from omnimem.memory.locations import location_of
+from omnimem.memory.locations import IMAGE_SPACE, TEXT_SPACE, open_parts
 from omnimem.memory.media import IngestReport, MediaIngestor, query_video
-from omnimem.memory.opening import image_encoder_for, resolve_config
 from omnimem.memory.semantic import Fact, FactEvent, SemanticMemory
 from omnimem.memory.working import WorkingMemory
 from omnimem.retrieval.context import Context
@@ -45,8 +46,6 @@ log = logging.getLogger(__name__)
 
 GRAPH_JOB = "graph"  # the pending-work note of graph extraction on add
 OWED_GRACE_S = 60.0  # a later add catches up extraction owed on items at least this old (seconds)
-TEXT_SPACE = "text"  # the embedding space of the text encoder
-IMAGE_SPACE = "image"  # the embedding space of the image encoder (CLIP-like: text and images)
 
 
 class Memory:
@@ -93,44 +92,9 @@ class Memory:
         image embedding space; ``config.media`` may name one to build instead. ``generator`` (an
         ``omnimem.vlm`` Generator) writes episode summaries; without one they are extractive.
         """
-        where = location_of(path)
-        saved = where.saved_config(create=create)
-        cfg = resolve_config(where.display, saved, config, encoder)
-        if encoder is None:
-            encoder = create_encoder(cfg.encoder.name, device=cfg.encoder.device, batch_size=cfg.encoder.batch_size)
-        if cfg.encoder.dim is not None and encoder.dim != cfg.encoder.dim:
-            raise ConfigError(
-                f"{where.display} was built with a {cfg.encoder.dim}-d encoder {cfg.encoder.name!r}; the encoder"
-                f" given is {encoder.dim}-d ({encoder.name!r}). Open it with the same encoder, or use a"
-                " new directory"
-            )
-        cfg = dataclasses.replace(cfg, encoder=dataclasses.replace(cfg.encoder, name=encoder.name, dim=encoder.dim))
-        image_encoder, cfg = image_encoder_for(cfg, image_encoder)
-        store = where.open_store(cfg)
-        try:
-            stored_dim = store.space_dim(TEXT_SPACE)
-            if stored_dim is not None and stored_dim != encoder.dim:
-                raise ConfigError(
-                    f"{where.display} holds {stored_dim}-d text vectors but the encoder is {encoder.dim}-d;"
-                    " open it with the encoder that built it"
-                )
-            where.save_config(store, cfg)
-            stored_image_dim = store.space_dim(IMAGE_SPACE)
-            if stored_image_dim is not None and (image_encoder is None or image_encoder.dim != stored_image_dim):
-                raise ConfigError(
-                    f"{where.display} has a {stored_image_dim}-d image space; open it with the image encoder that"
-                    " built it (image_encoder=..., or config.media naming it)"
-                )
-            spaces = {TEXT_SPACE: encoder.dim}
-            if image_encoder is not None:
-                spaces[IMAGE_SPACE] = image_encoder.dim
-            indexes = where.indexes(store, spaces, cfg)
-            blobs = where.blobs(store)
-        except BaseException:
-            store.close()
-            raise
-        memory = cls(where.root, cfg, store, encoder, indexes, blobs, image_encoder, generator)
-        memory.location = where.display
+        parts = open_parts(path, config=config, encoder=encoder, image_encoder=image_encoder, create=create)
+        memory = cls(parts.root, parts.config, parts.store, parts.encoder, parts.indexes, parts.blobs, parts.image_encoder, generator)  # fmt: skip
+        memory.location = parts.display
         return memory
 
     def __enter__(self) -> Memory:
@@ -227,12 +191,35 @@ class Memory:
             items.append(item)
         return self.add_items(items)
 
-    def add_items(self, items: Iterable[Item]) -> list[str]:
-        """Remember prepared :class:`Item` objects in one transaction; returns their ids in order."""
-        return self._add(list(items))
+    def add_items(
+        self, items: Iterable[Item], *, vectors: np.ndarray | None = None, extract: bool | None = None
+    ) -> list[str]:
+        """Remember prepared :class:`Item` objects in one transaction; returns their ids in order.
 
-    def _add(self, items: list[Item], vectors: Mapping[str, tuple[list[str], Any]] | None = None) -> list[str]:
-        """Store ``items`` (their text embedded here) and ready ``vectors`` of other spaces, atomically."""
+        ``vectors``: their text-space embeddings, precomputed (float32 ``(len(items), dim)``, rows
+        L2-normalised here): nothing is encoded. ``extract``: build their graph links now (default
+        ``config.graph.extract_on_add``); a bulk load may say False and run ``omnimem graph build`` later.
+        """
+        items = list(items)
+        if vectors is not None:
+            vectors = np.asarray(vectors, dtype=np.float32)
+            if vectors.ndim != 2 or vectors.shape != (len(items), self.encoder.dim):
+                raise ConfigError(
+                    f"vectors must have shape ({len(items)}, {self.encoder.dim}) to match the items and the"
+                    f" encoder, got {vectors.shape}"
+                )
+            norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+            if not np.all(np.isfinite(vectors)) or np.any(norms == 0):
+                raise ConfigError("vectors must be finite and non-zero; recompute them with the memory's encoder")
+            vectors = vectors / norms
+        return self._add(items, text_vectors=vectors, extract=extract)
+
+    def _add(
+        self, items: list[Item], vectors: Mapping[str, tuple[list[str], Any]] | None = None, *,
+        text_vectors: np.ndarray | None = None, extract: bool | None = None,
+    ) -> list[str]:  # fmt: skip
+        """Store ``items`` (their text embedded here, unless ``text_vectors`` holds it) and ready
+        ``vectors`` of other spaces, atomically."""
         self._check_open()
         for n, item in enumerate(items):
             if not isinstance(item, Item):
@@ -242,14 +229,18 @@ class Memory:
         if not fresh:
             return [it.id for it in items]
         embedded = [it for it in fresh if it.text.strip()]
-        texts = [embedding_text(it) for it in embedded]
-        spaces = {TEXT_SPACE: ([it.id for it in embedded], self.encoder.encode(texts, modality="text"))}
+        if text_vectors is not None:
+            row = {it.id: n for n, it in enumerate(items)}
+            encoded = text_vectors[[row[it.id] for it in embedded]]
+        else:
+            encoded = self.encoder.encode([embedding_text(it) for it in embedded], modality="text")
+        spaces = {TEXT_SPACE: ([it.id for it in embedded], encoded)}
         for space, value in (vectors or {}).items():
             if space not in self.indexes:
                 raise ConfigError(f"this memory has no {space!r} space; open it with the encoder for it")
             spaces[space] = value
         befores = {space: self.indexes[space].generation for space in spaces}
-        jobs = (GRAPH_JOB,) if self.config.graph.extract_on_add else ()
+        jobs = (GRAPH_JOB,) if (self.config.graph.extract_on_add if extract is None else extract) else ()
         added = set(self.store.add(fresh, spaces, jobs=jobs))
         for space, (ids, array) in spaces.items():
             rows = [n for n, i in enumerate(ids) if i in added]

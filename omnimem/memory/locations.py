@@ -9,8 +9,10 @@ checkpoints, uploads): the memory directory itself, or for PostgreSQL the ``file
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -18,7 +20,13 @@ from omnimem.config import MemoryConfig
 from omnimem.errors import ConfigError, CorruptInput, NotFound
 from omnimem.memory.opening import CONFIG_FILE, DB_FILE, existing_config, write_config
 
-__all__ = ["Location", "DirectoryLocation", "PostgresLocation", "location_of", "read_saved_config"]
+__all__ = [
+    "Location", "DirectoryLocation", "PostgresLocation", "location_of", "read_saved_config", "open_parts", "Parts",
+    "TEXT_SPACE", "IMAGE_SPACE",
+]  # fmt: skip
+
+TEXT_SPACE = "text"  # the embedding space of the text encoder
+IMAGE_SPACE = "image"  # the embedding space of the image encoder (CLIP-like: text and images)
 
 
 class Location(Protocol):
@@ -50,6 +58,68 @@ def location_of(target: str | os.PathLike[str]) -> Location:
     if is_postgres_url(target):
         return PostgresLocation(str(target))
     return DirectoryLocation(Path(target))
+
+
+@dataclass
+class Parts:
+    """What ``Memory.open`` builds a memory from."""
+
+    root: Path  # the local directory for side files
+    display: str  # how messages name the memory
+    config: MemoryConfig  # the config it runs with (saved)
+    store: Any  # its RecordStore
+    encoder: Any  # the text encoder
+    indexes: dict[str, Any]  # space -> vector index
+    blobs: Any  # its BlobStore
+    image_encoder: Any  # the CLIP-like encoder, or None
+
+
+def open_parts(
+    target: str | os.PathLike[str], *, config: MemoryConfig | None, encoder: Any, image_encoder: Any, create: bool
+) -> Parts:
+    """Open the store at ``target`` and check it against the encoders (see ``Memory.open``)."""
+    from omnimem.encoders import create_encoder
+    from omnimem.memory.opening import image_encoder_for, resolve_config
+
+    where = location_of(target)
+    saved = where.saved_config(create=create)
+    try:
+        cfg = resolve_config(where.display, saved, config, encoder)
+        if encoder is None:
+            encoder = create_encoder(cfg.encoder.name, device=cfg.encoder.device, batch_size=cfg.encoder.batch_size)
+        if cfg.encoder.dim is not None and encoder.dim != cfg.encoder.dim:
+            raise ConfigError(
+                f"{where.display} was built with a {cfg.encoder.dim}-d encoder {cfg.encoder.name!r}; the encoder"
+                f" given is {encoder.dim}-d ({encoder.name!r}). Open it with the same encoder, or use a new memory"
+            )
+        cfg = dataclasses.replace(cfg, encoder=dataclasses.replace(cfg.encoder, name=encoder.name, dim=encoder.dim))
+        image_encoder, cfg = image_encoder_for(cfg, image_encoder)
+    except BaseException:
+        where.release()
+        raise
+    store = where.open_store(cfg)
+    try:
+        stored_dim = store.space_dim(TEXT_SPACE)
+        if stored_dim is not None and stored_dim != encoder.dim:
+            raise ConfigError(
+                f"{where.display} holds {stored_dim}-d text vectors but the encoder is {encoder.dim}-d;"
+                " open it with the encoder that built it"
+            )
+        where.save_config(store, cfg)
+        stored_image_dim = store.space_dim(IMAGE_SPACE)
+        if stored_image_dim is not None and (image_encoder is None or image_encoder.dim != stored_image_dim):
+            raise ConfigError(
+                f"{where.display} has a {stored_image_dim}-d image space; open it with the image encoder that"
+                " built it (image_encoder=..., or config.media naming it)"
+            )
+        spaces = {TEXT_SPACE: encoder.dim, **({IMAGE_SPACE: image_encoder.dim} if image_encoder is not None else {})}
+        return Parts(
+            where.root, where.display, cfg, store, encoder, where.indexes(store, spaces, cfg), where.blobs(store),
+            image_encoder,
+        )  # fmt: skip
+    except BaseException:
+        store.close()
+        raise
 
 
 def read_saved_config(target: str | os.PathLike[str]) -> MemoryConfig | None:
@@ -92,7 +162,9 @@ class DirectoryLocation:
             ivf_threshold=ix.approx_threshold if ix.factory != "Flat" else 2**62, nprobe=ix.nprobe or None,
             compact_every=ix.save_every, exact_below=ix.exact_below,
         )  # fmt: skip
-        return {space: SegmentedIndex(store, space, dim, self.root / "index", **options) for space, dim in spaces.items()}
+        return {
+            space: SegmentedIndex(store, space, dim, self.root / "index", **options) for space, dim in spaces.items()
+        }
 
     def blobs(self, store: Any) -> Any:
         from omnimem.stores.blobs import FileBlobStore

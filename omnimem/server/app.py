@@ -37,6 +37,7 @@ from omnimem.server.keys import KeyStore
 from omnimem.server.places import places_of
 from omnimem.server.pool import DEFAULT_MAX_OPEN, MemoryPool
 from omnimem.server.routes import ServerState, build_router
+from omnimem.server.ui import build_ui
 
 __all__ = ["create_app", "serve", "is_loopback", "DEFAULT_MAX_REQUEST_BYTES", "status_for"]
 
@@ -105,6 +106,7 @@ def create_app(
     app.state.omnimem = state
     app.state.auth = auth  # the key check other front ends (a web UI) reuse, with auth.authorize
     app.include_router(build_router(state, auth.dependency()))
+    app.include_router(build_ui(state, auth))  # the web UI at / (omnimem.server.ui), on the same keys
     app.add_exception_handler(OmnimemError, _library_error)
     app.add_exception_handler(HTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _validation_error)

@@ -61,10 +61,47 @@ class SharedEncoder:
         return getattr(self.inner, name)
 
 
+class ReadWriteLock:
+    """Many readers or one writer; a waiting writer goes before readers that arrive after it."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition(threading.Lock())
+        self._readers = 0
+        self._writer = False
+        self._waiting_writers = 0
+
+    @contextmanager
+    def reading(self) -> Iterator[None]:
+        with self._cond:
+            self._cond.wait_for(lambda: not self._writer and not self._waiting_writers)
+            self._readers += 1
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._readers -= 1
+                if not self._readers:
+                    self._cond.notify_all()
+
+    @contextmanager
+    def writing(self) -> Iterator[None]:
+        with self._cond:
+            self._waiting_writers += 1
+            self._cond.wait_for(lambda: not self._writer and not self._readers)
+            self._waiting_writers -= 1
+            self._writer = True
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._writer = False
+                self._cond.notify_all()
+
+
 @dataclass
 class _Slot:
     memory: Memory
-    lock: threading.Lock = field(default_factory=threading.Lock)  # one operation on the memory at a time
+    lock: ReadWriteLock = field(default_factory=ReadWriteLock)  # searches share a memory, a write has it alone
     users: int = 0  # requests holding or waiting for the lock; only an idle slot (0) is evicted
 
 
@@ -111,11 +148,13 @@ class MemoryPool:
         log.info("created memory %s", path)
 
     @contextmanager
-    def use(self, name: str) -> Iterator[Memory]:
-        """Hold memory ``name`` (opened on first use) for one operation."""
+    def use(self, name: str, *, write: bool = True) -> Iterator[Memory]:
+        """Hold memory ``name`` (opened on first use) for one operation: alone (``write``), or beside
+        other readers (``write=False``: search, context, reads; the memory's stores and index are safe
+        for concurrent readers, so two cores serve two searches at once)."""
         slot = self._acquire(name)
         try:
-            with slot.lock:
+            with slot.lock.writing() if write else slot.lock.reading():
                 yield slot.memory
         finally:
             self._release(slot)
@@ -223,7 +262,7 @@ class MemoryPool:
 
 
 def _close(slot: _Slot) -> None:
-    with slot.lock:
+    with slot.lock.writing():
         try:
             slot.memory.close()
         except Exception:  # one memory failing to close must not keep the others open

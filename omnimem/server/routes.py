@@ -81,7 +81,7 @@ def _memory_routes(router: Any, state: ServerState, readable: Any) -> None:
         out = []
         for name in pool.names():
             if scope.can_read(name):
-                with pool.use(name) as mem:
+                with pool.use(name, write=False) as mem:
                     out.append(m.MemoryOut(name=name, items=len(mem)))
         return m.MemoryList(memories=out)
 
@@ -95,7 +95,7 @@ def _memory_routes(router: Any, state: ServerState, readable: Any) -> None:
     @router.get("/memories/{name}", response_model=m.MemoryStats, tags=["memories"])
     def memory_stats(name: readable) -> m.MemoryStats:
         """Item count, encoder and graph counts of one memory."""
-        with pool.use(name) as mem:
+        with pool.use(name, write=False) as mem:
             return m.MemoryStats(
                 name=name, items=len(mem), encoder=mem.encoder.name, dim=mem.encoder.dim, graph=mem.graph.counts()
             )
@@ -131,7 +131,7 @@ def _item_routes(router: Any, state: ServerState, readable: Any, writable: Any) 
     @router.get("/memories/{name}/items/{item_id}", response_model=m.ItemOut, tags=["items"])
     def get_item(name: readable, item_id: str = id_param) -> m.ItemOut:
         """One stored item."""
-        with pool.use(name) as mem:
+        with pool.use(name, write=False) as mem:
             return m.ItemOut(**_item_out(mem.get(item_id)))
 
     @router.delete("/memories/{name}/items/{item_id}", response_model=m.ForgetOut, tags=["items"])
@@ -221,7 +221,7 @@ def _retrieval_routes(router: Any, state: ServerState, readable: Any, writable: 
         name: readable, q: str = Query(min_length=1, max_length=m.MAX_QUERY), k: int = Query(10, ge=1, le=100)
     ) -> m.SearchOut:
         """The k items that best match ``q``, best first (dense + BM25, fused)."""
-        with pool.use(name) as mem:
+        with pool.use(name, write=False) as mem:
             hits = mem.search(q, k=k)
         out = [m.HitOut(**{**_item_out(h), "retrievers": list(h.retrievers), "score": h.score}) for h in hits]
         return m.SearchOut(query=q, hits=out)
@@ -229,7 +229,7 @@ def _retrieval_routes(router: Any, state: ServerState, readable: Any, writable: 
     @router.post("/memories/{name}/context", response_model=m.ContextOut, tags=["retrieval"])
     def context(body: m.ContextIn, name: readable) -> m.ContextOut:
         """Token-budgeted, citable evidence for a prompt."""
-        with pool.use(name) as mem:
+        with pool.use(name, write=False) as mem:
             rows = retrieve(mem, body.query, budget_tokens=body.budget_tokens)
         tokens = sum(estimate_tokens(r.text) for r in rows)
         return m.ContextOut(query=body.query, evidence=_evidence_out(rows), tokens=tokens, prompt=render(rows))
@@ -237,7 +237,7 @@ def _retrieval_routes(router: Any, state: ServerState, readable: Any, writable: 
     @router.post("/memories/{name}/ask", response_model=m.AskOut, tags=["retrieval"])
     def ask(body: m.AskIn, name: readable) -> m.AskOut:
         """Retrieve, then answer with citations (``answer`` is null without a configured generator)."""
-        with pool.use(name) as mem:
+        with pool.use(name, write=False) as mem:
             rows = retrieve(mem, body.question, budget_tokens=body.budget_tokens)
         result = answer(state.generator, body.question, rows, max_new_tokens=body.max_new_tokens)
         return m.AskOut(**_answer_fields(result))
@@ -247,7 +247,7 @@ def _retrieval_routes(router: Any, state: ServerState, readable: Any, writable: 
         """One chat turn: ``ask``, then remember the question (and the answer) in ``session``, timed
         ``timestamp`` (default: now), so the same question asked twice is two turns."""
         asked = to_iso(body.timestamp) or utc_now()  # a bad time is a 400 before any work
-        with pool.use(name) as mem:
+        with pool.use(name, write=False) as mem:
             rows = retrieve(mem, body.question, budget_tokens=body.budget_tokens)
         result = answer(state.generator, body.question, rows, max_new_tokens=body.max_new_tokens)
         turns = [{"speaker": body.user, "text": body.question, "timestamp": asked}]
@@ -267,7 +267,7 @@ def _graph_routes(router: Any, state: ServerState, readable: Any) -> None:
     @router.get("/memories/{name}/graph/entities", response_model=m.EntitiesOut, tags=["graph"])
     def entities(name: readable, q: str = Query(alias="name", min_length=1, max_length=500)) -> m.EntitiesOut:
         """The knowledge-graph entities with this name (any type, merges resolved)."""
-        with pool.use(name) as mem:
+        with pool.use(name, write=False) as mem:
             rows = mem.graph.find_entities(q)
         return m.EntitiesOut(entities=[m.EntityOut(**{**asdict(r), "aliases": list(r.aliases)}) for r in rows if r.id])
 
@@ -279,7 +279,7 @@ def _graph_routes(router: Any, state: ServerState, readable: Any) -> None:
     ) -> m.FactsOut:
         """Facts about an entity: the current ones, or those that held ``as_of`` a time."""
         when = to_iso(as_of)  # a bad time is a 400 even when the entity has no facts
-        with pool.use(name) as mem:
+        with pool.use(name, write=False) as mem:
             found = mem.facts(entity, as_of=when)
         fields = set(m.FactOut.model_fields)
         out = [m.FactOut(**{k: v for k, v in asdict(f).items() if k in fields}) for f in found]

@@ -38,6 +38,7 @@ from omnimem.stores.sqlite_sql import (
     filter_sql,
     fts_query,
     item_row,
+    query_words,
     row_item,
     translate,
     vector_rows,
@@ -58,6 +59,8 @@ log = logging.getLogger(__name__)
 # FTS5 removes a deleted row's tokens from its index at once (instead of leaving them in old segments
 # until a merge) from SQLite 3.42; older libraries get an 'optimize' after a privacy delete instead.
 FTS_SECURE_DELETE = sqlite3.sqlite_version_info >= (3, 42, 0)
+_BM25_PRUNE_FROM = 50_000  # items from which BM25 leaves out a query's most common words
+_BM25_COMMON = 5_000  # ... those in more than this many items (and more than 5% of them)
 
 
 def _migration_1(db: sqlite_utils.Database) -> None:
@@ -130,6 +133,8 @@ class SQLiteRecordStore(ArchiveMixin, QueryMixin, TransferMixin, VectorsMixin):
         self._lock = threading.RLock()
         self._savepoints = 0  # names nested transactions
         self._access: dict[str, tuple[int, str]] = {}  # access statistics not yet written: id -> (count, last)
+        self._df: dict[str, tuple[int, int]] = {}  # stem -> (items holding it, memory size when counted)
+        self._stemmer = False  # the temporary tables that stem query words exist on this connection
         try:
             self.conn = sqlite3.connect(self.path, timeout=busy_timeout, isolation_level=None, check_same_thread=False)
             if self.conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":  # a read when already WAL
@@ -475,8 +480,17 @@ class SQLiteRecordStore(ArchiveMixin, QueryMixin, TransferMixin, VectorsMixin):
 
     # -- BM25 --------------------------------------------------------------------------------
     def bm25(self, query: str, k: int, filters: Filters | None = None) -> list[tuple[str, float]]:
-        match = fts_query(query)
-        if not match or k <= 0:
+        """Top-k ``(id, score)`` by BM25 (FTS5, Porter stems). In a large memory the query's words found in
+        more than ``max(5,000, 5%)`` of the items are left out (their posting lists are long and their IDF
+        low: at a million items one such word costs more than the rest of a search); if every word is
+        that common, the two rarest stay."""
+        if k <= 0:
+            return []
+        words = query_words(query)
+        if len(words) > 1 and self._size_estimate() > _BM25_PRUNE_FROM:
+            words = self._rare_words(words)
+        match = " OR ".join(f'"{w}"' for w in words)
+        if not match:
             return []
         where, params = filter_sql(filters)
         sql = (
@@ -486,6 +500,44 @@ class SQLiteRecordStore(ArchiveMixin, QueryMixin, TransferMixin, VectorsMixin):
         )
         rows = self._read(sql, (match, *params, int(k)))
         return [(item_id, -float(score)) for item_id, score in rows]
+
+    def _size_estimate(self) -> int:
+        """About how many items there are (the highest rowid: no scan)."""
+        return int(self._read("SELECT max(rowid) FROM items")[0][0] or 0)
+
+    def _rare_words(self, words: list[str]) -> list[str]:
+        """``words`` without those in more than ``max(5000, 5%)`` of the items (see :meth:`bm25`)."""
+        n = self._size_estimate()
+        limit = max(_BM25_COMMON, 0.05 * n)
+        with self._lock:
+            stems = self._stems(words)
+            counts = {}
+            for word, stem in zip(words, stems):
+                cached = self._df.get(stem)
+                if cached is None or cached[1] < 0.9 * n:  # counted when the memory was much smaller
+                    rows = self._read("SELECT doc FROM items_fts_vocab WHERE term = ?", (stem,))
+                    cached = self._df[stem] = (int(rows[0][0]) if rows else 0, n)
+                counts[word] = cached[0]
+        kept = [w for w in words if counts[w] <= limit]
+        return kept or sorted(words, key=counts.__getitem__)[:2]
+
+    def _stems(self, words: list[str]) -> list[str]:
+        """The Porter stems FTS5 indexes ``words`` under (tokenized by a temporary FTS5 table)."""
+        conn = self.conn
+        if not self._stemmer:
+            conn.execute("CREATE VIRTUAL TABLE IF NOT EXISTS temp.omnimem_q USING fts5(t, tokenize = 'porter')")
+            conn.execute(
+                "CREATE VIRTUAL TABLE IF NOT EXISTS temp.omnimem_qv USING fts5vocab(temp, omnimem_q, 'instance')"
+            )
+            # the memory's own vocabulary, read through a temporary table: a read never writes the file
+            conn.execute(
+                "CREATE VIRTUAL TABLE IF NOT EXISTS temp.items_fts_vocab USING fts5vocab(main, items_fts, 'row')"
+            )
+            self._stemmer = True
+        conn.execute("DELETE FROM temp.omnimem_q")
+        conn.executemany("INSERT INTO temp.omnimem_q (rowid, t) VALUES (?, ?)", list(enumerate(words, start=1)))
+        stems = dict(conn.execute("SELECT doc, term FROM temp.omnimem_qv").fetchall())
+        return [stems.get(n, w) for n, w in enumerate(words, start=1)]
 
     # -- lifecycle ---------------------------------------------------------------------------
     def integrity_check(self) -> list[str]:

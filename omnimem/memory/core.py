@@ -14,8 +14,9 @@ import dataclasses
 import logging
 import os
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -61,6 +62,7 @@ class Memory:
         self._media: MediaIngestor | None = None
         self._clap: Encoder | None = None  # the audio-text model, loaded on the first query with audio
         self.location = str(path)  # how messages name the memory: its directory, or its URL without password
+        self.created = False  # whether Memory.open created it (set there)
         self.graph = store.graph_store()  # the M3KG, in the same database (omnimem.stores.base.GraphStore)
         self.facts_log = store.fact_log()  # every operation on a fact (omnimem.stores.base.FactLog)
         self._builder: GraphBuilder | None = None
@@ -95,6 +97,7 @@ class Memory:
         parts = open_parts(path, config=config, encoder=encoder, image_encoder=image_encoder, create=create)
         memory = cls(parts.root, parts.config, parts.store, parts.encoder, parts.indexes, parts.blobs, parts.image_encoder, generator)  # fmt: skip
         memory.location = parts.display
+        memory.created = parts.created  # this open created it (no other process did first)
         return memory
 
     def __enter__(self) -> Memory:
@@ -190,6 +193,20 @@ class Memory:
             seen.add(item.id)
             items.append(item)
         return self.add_items(items)
+
+    @contextmanager
+    def bulk(self) -> Iterator[Memory]:
+        """A bulk load: vector indexes write no new base segment until it ends, then one (a load of a
+        million items would otherwise rewrite its index at every tenth of growth)."""
+        self._check_open()
+        held = [ix for ix in self.indexes.values() if hasattr(ix, "defer")]
+        for index in held:
+            index.defer(True)
+        try:
+            yield self
+        finally:
+            for index in held:
+                index.defer(False)
 
     def add_items(
         self, items: Iterable[Item], *, vectors: np.ndarray | None = None, extract: bool | None = None

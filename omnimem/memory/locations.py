@@ -39,7 +39,8 @@ class Location(Protocol):
 
     def open_store(self, config: MemoryConfig) -> Any: ...
 
-    def save_config(self, store: Any, config: MemoryConfig) -> None: ...
+    def save_config(self, store: Any, config: MemoryConfig) -> bool:
+        """Save the config if it changed; True when this call created the memory (no other process did)."""
 
     def indexes(self, store: Any, spaces: dict[str, int], config: MemoryConfig) -> dict[str, Any]: ...
 
@@ -72,6 +73,7 @@ class Parts:
     indexes: dict[str, Any]  # space -> vector index
     blobs: Any  # its BlobStore
     image_encoder: Any  # the CLIP-like encoder, or None
+    created: bool = False  # this open created the memory (no other process did first)
 
 
 def open_parts(
@@ -105,7 +107,7 @@ def open_parts(
                 f"{where.display} holds {stored_dim}-d text vectors but the encoder is {encoder.dim}-d;"
                 " open it with the encoder that built it"
             )
-        where.save_config(store, cfg)
+        created = where.save_config(store, cfg)
         stored_image_dim = store.space_dim(IMAGE_SPACE)
         if stored_image_dim is not None and (image_encoder is None or image_encoder.dim != stored_image_dim):
             raise ConfigError(
@@ -115,7 +117,7 @@ def open_parts(
         spaces = {TEXT_SPACE: encoder.dim, **({IMAGE_SPACE: image_encoder.dim} if image_encoder is not None else {})}
         return Parts(
             where.root, where.display, cfg, store, encoder, where.indexes(store, spaces, cfg), where.blobs(store),
-            image_encoder,
+            image_encoder, created,
         )  # fmt: skip
     except BaseException:
         store.close()
@@ -150,9 +152,12 @@ class DirectoryLocation:
         store = config.store
         return SQLiteRecordStore(self.root / DB_FILE, busy_timeout=store.busy_timeout, synchronous=store.synchronous)
 
-    def save_config(self, store: Any, config: MemoryConfig) -> None:
+    def save_config(self, store: Any, config: MemoryConfig) -> bool:
+        if self._saved is None:  # a new memory: claim it with an exclusive link, so two creators can tell
+            return write_config(self.root / CONFIG_FILE, config, exclusive=True)
         if self._saved != config:
             write_config(self.root / CONFIG_FILE, config)
+        return False
 
     def indexes(self, store: Any, spaces: dict[str, int], config: MemoryConfig) -> dict[str, Any]:
         from omnimem.stores.segments import SegmentedIndex
@@ -220,9 +225,20 @@ class PostgresLocation:
         self.root.mkdir(parents=True, exist_ok=True)
         return self._store
 
-    def save_config(self, store: Any, config: MemoryConfig) -> None:
+    def save_config(self, store: Any, config: MemoryConfig) -> bool:
+        if self._saved is None:  # a new memory: whoever inserts the config first created it
+            if store.set_meta("config", config.to_json(), only_new=True):
+                return True
+            other = MemoryConfig.from_json(store.get_meta("config") or "{}")
+            if other.encoder.name != config.encoder.name:
+                raise ConfigError(
+                    f"{self.display} was just created by another process with encoder {other.encoder.name!r}"
+                    f" (not {config.encoder.name!r}); open it with that encoder"
+                )
+            return False
         if self._saved != config:
             store.set_meta("config", config.to_json())
+        return False
 
     def indexes(self, store: Any, spaces: dict[str, int], config: MemoryConfig) -> dict[str, Any]:
         from omnimem.stores.pg_index import PgVectorIndex

@@ -84,9 +84,19 @@ def image_encoder_for(cfg: MemoryConfig, given: Encoder | None) -> tuple[Encoder
     return given, dataclasses.replace(cfg, media=media)
 
 
-def write_config(path: Path, config: MemoryConfig) -> None:
+def write_config(path: Path, config: MemoryConfig, *, exclusive: bool = False) -> bool:
+    """Write ``config.json`` atomically; with ``exclusive``, only if none exists (returns whether it did)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".config.")
     with os.fdopen(fd, "w", encoding="utf-8") as f:
         f.write(config.to_json())
-    os.replace(tmp, path)
+    if not exclusive:
+        os.replace(tmp, path)
+        return True
+    try:
+        os.link(tmp, path)  # fails when another process wrote one first
+        return True
+    except FileExistsError:
+        return False
+    finally:
+        os.unlink(tmp)

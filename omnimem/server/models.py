@@ -106,6 +106,7 @@ class ItemsCreate(_Body):
     episode: str | None = Field(default=None, max_length=200)
     source: str | None = Field(default=None, max_length=1_000)
     metadata: dict[str, Any] | None = None
+    start: int = Field(default=0, ge=0, description="turns: the first turn's place in its conversation (a later piece)")
 
 
 class ItemsOut(BaseModel):

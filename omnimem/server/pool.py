@@ -144,7 +144,9 @@ class MemoryPool:
             if name in self._slots or name in self._pending or taken:
                 raise ConfigError(f"memory {name!r} already exists; use it, or pick another name")
             done = self._pending[name] = threading.Event()
-        self._settle(name, done, lambda: self._open(path, create=True), users=0)
+        slot = self._settle(name, done, lambda: self._open(path, create=True), users=0)
+        if not getattr(slot.memory, "created", True):  # another server process created it a moment ago
+            raise ConfigError(f"memory {name!r} already exists; use it, or pick another name")
         log.info("created memory %s", path)
 
     @contextmanager

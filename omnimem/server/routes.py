@@ -125,7 +125,9 @@ def _item_routes(router: Any, state: ServerState, readable: Any, writable: Any) 
                 )  # fmt: skip
             else:
                 turns = [t.model_dump(exclude_none=True) for t in body.turns or []]
-                ids = mem.add_conversation(turns, session=body.session, episode=body.episode, source=body.source)
+                ids = mem.add_conversation(
+                    turns, session=body.session, episode=body.episode, source=body.source, start=body.start
+                )
         return m.ItemsOut(ids=ids)
 
     @router.get("/memories/{name}/items/{item_id}", response_model=m.ItemOut, tags=["items"])

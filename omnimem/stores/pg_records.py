@@ -104,13 +104,11 @@ class PostgresRecordStore(PgArchiveMixin, PgQueryMixin, PgNodeMixin, PgTransferM
         rows = self.db.read("SELECT value FROM meta WHERE key = %s", (key,))
         return rows[0][0] if rows else None
 
-    def set_meta(self, key: str, value: str) -> None:
-        self.db.run(
-            lambda conn: conn.execute(
-                "INSERT INTO meta (key, value) VALUES (%s, %s) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-                (key, value),
-            )
-        )
+    def set_meta(self, key: str, value: str, *, only_new: bool = False) -> bool:
+        """Set a ``meta`` value; with ``only_new``, only if unset. Returns whether it was written."""
+        conflict = "DO NOTHING" if only_new else "DO UPDATE SET value = excluded.value"
+        sql = f"INSERT INTO meta (key, value) VALUES (%s, %s) ON CONFLICT (key) {conflict}"
+        return bool(self.db.run(lambda conn: conn.execute(sql, (key, value)).rowcount))
 
     @property
     def schema_version(self) -> int:

@@ -93,6 +93,7 @@ class SegmentedIndex:
         self.index = self  # Memory.check reads ids from ``index.ids()``
         self._lock = threading.RLock()
         self._compacting: threading.Thread | None = None
+        self._deferred = 0  # > 0 inside Memory.bulk(): no compaction until it ends
         self.base: Any = None
         self.base_seq = 0
         self.base_count = 0
@@ -185,7 +186,7 @@ class SegmentedIndex:
                 added += len(pairs)
                 removed += len(gone)
                 self.seq = entries[-1][0]
-        if len(self.delta_keys) >= max(self.compact_every, self.base_count // 10):
+        if not self._deferred and len(self.delta_keys) >= max(self.compact_every, self.base_count // 10):
             self.compact()
         return SyncReport(self.space, added, removed, False)
 
@@ -277,6 +278,14 @@ class SegmentedIndex:
         return [[(found[j], float(scores[r, j])) for j in row] for r, row in enumerate(top)]
 
     # -- segments ----------------------------------------------------------------------------------
+    def defer(self, on: bool) -> None:
+        """Hold automatic compaction (a bulk load writes one base at its end: :meth:`Memory.bulk`)."""
+        with self._lock:
+            self._deferred += 1 if on else -1
+            due = not self._deferred and len(self.delta_keys) >= min(self.compact_every, max(1, self.base_count // 10))
+        if due:
+            self.compact(wait=True)
+
     def compact(self, *, wait: bool = False) -> None:
         """Write a new base holding the delta (in a background thread unless ``wait``)."""
         with self._lock:

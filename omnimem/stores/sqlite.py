@@ -452,11 +452,14 @@ class SQLiteRecordStore(ArchiveMixin, QueryMixin, TransferMixin, VectorsMixin):
         rows = self._read("SELECT value FROM meta WHERE key = ?", (key,))
         return rows[0][0] if rows else None
 
-    def set_meta(self, key: str, value: str) -> None:
+    def set_meta(self, key: str, value: str, *, only_new: bool = False) -> bool:
+        """Set a ``meta`` value; with ``only_new``, only if unset. Returns whether it was written."""
+        conflict = "DO NOTHING" if only_new else "DO UPDATE SET value = excluded.value"
         with self.transaction() as conn:
-            conn.execute(
-                "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-                (key, value),
+            return bool(
+                conn.execute(
+                    f"INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) {conflict}", (key, value)
+                ).rowcount
             )
 
     def progress(self) -> SQLiteJobProgress:

@@ -100,3 +100,21 @@ def test_migrate_sqlite_to_postgres_and_back(pg_url, hash_encoder, tmp_path):
     migrate_memory(pg_url, tmp_path / "b", encoder=hash_encoder)
     with omnimem.Memory.open(tmp_path / "b") as back:
         assert text_checksum(back) == checksum and back.graph.counts() == graph
+
+
+def test_two_processes_creating_one_memory_tell_who_created_it(pg_url, hash_encoder, tmp_path):
+    from concurrent.futures import ThreadPoolExecutor
+
+    def create(_):
+        mem = _open(pg_url, hash_encoder)
+        try:
+            return mem.created
+        finally:
+            mem.close()
+
+    with ThreadPoolExecutor(4) as pool:
+        assert sorted(pool.map(create, range(4))) == [False, False, False, True]
+    with omnimem.Memory.open(tmp_path / "m", encoder=hash_encoder) as first:
+        assert first.created
+    with omnimem.Memory.open(tmp_path / "m") as again:
+        assert not again.created

@@ -31,7 +31,11 @@ def test_add_search_get_and_forget(client):
         "ids"
     ]
     turns = [{"speaker": "Carol", "text": "I play the violin"}, {"speaker": "Dan", "text": "I prefer the cello"}]
-    assert len(client.post(f"{base}/items", json={"turns": turns, "session": "s1"}).json()["ids"]) == 2
+    ids = client.post(f"{base}/items", json={"turns": turns, "session": "s1"}).json()["ids"]
+    assert len(ids) == 2
+    later = client.post(f"{base}/items", json={"turns": turns[:1], "session": "s1", "start": 2}).json()["ids"]
+    assert later[0] not in ids  # the same words at a later place in the conversation: a new turn
+    assert client.post(f"{base}/items", json={"turns": turns[:1], "session": "s1"}).json()["ids"] == ids[:1]
 
     hits = client.get(f"{base}/search", params={"q": "Paris", "k": 3}).json()["hits"]
     assert hits[0]["id"] == alice and hits[0]["speaker"] == "Bob"

@@ -1,0 +1,192 @@
+"""One machine, a million items: build, open, search and context as the memory grows.
+
+    .venv/bin/python benchmarks/scale.py --sizes 10000 100000 1000000 [--queries 200] [--memory DIR]
+
+One JSON line per size: build time and items/s (bulk path, precomputed vectors), open time (cold: a
+fresh process; warm: again), disk size, peak RSS of the building process, ``mem.search`` and
+``mem.context`` p50/p95 over ``--queries`` questions (query encoding included), filtered-search p50
+for a speaker holding 0.1% of the items, dense recall@10 of the index against exact search, and in the
+same run the floor: MiniLM query encoding + the raw FAISS search on the same vectors (no SQL, no
+fusion), with ``search_vs_floor`` / ``context_vs_floor`` ratios (stable across noisy machines).
+
+Items are conversation-like: sentences of the LoCoMo turns and MuSiQue passages under ../shared/data
+(or $OMNIMEM_DATA), one or two per item, with the LoCoMo speakers' names swapped for 2,000 generated
+names (a Zipf law over speakers; one speaker holds 0.1% of the items) and dates spread over five years;
+~20 items per session. Encoding a million items would take hours on 2 cores, so a pool of unique
+sentences is encoded once with the real encoder and an item's vector is the normalised sum of its
+sentences' vectors plus a little noise (items stay distinct, clustered like real embeddings). The
+first 5,000 items go through the normal add path with graph extraction, so the memory has a graph;
+the rest use the bulk path (``add_items(vectors=..., extract=False)``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import re
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from omnimem import Item, Memory, MemoryConfig  # noqa: E402
+from omnimem.config import GraphConfig  # noqa: E402
+from omnimem.data import data_dir  # noqa: E402
+from omnimem.encoders import create_encoder  # noqa: E402
+
+GRAPH_ITEMS = 5_000  # items added through the normal path with graph extraction
+POOL = 6_000  # unique sentences encoded with the real encoder
+OPEN = "import sys, time; t = time.perf_counter(); import omnimem; m = omnimem.Memory.open(sys.argv[1]); print(time.perf_counter() - t); m.close()"  # fmt: skip
+
+
+def sentences(root: Path, limit: int) -> list[str]:
+    """Unique sentences of LoCoMo turns and MuSiQue passages, shuffled."""
+    out: set[str] = set()
+    for sample in json.loads((root / "locomo" / "locomo_dev.json").read_text()):
+        for key, turns in sample["conversation"].items():
+            if key.startswith("session_") and isinstance(turns, list):
+                out.update(s for t in turns for s in re.split(r"(?<=[.!?])\s+", t.get("text", "")) if 20 < len(s) < 300)
+    for passage in json.loads((root / "musique" / "musique_train_corpus.json").read_text()):
+        out.update(s for s in re.split(r"(?<=[.!?])\s+", passage.get("text", "")) if 20 < len(s) < 300)
+    pool = sorted(out)
+    random.Random(0).shuffle(pool)
+    return pool[:limit]
+
+
+class Maker:
+    """Conversation-like items over a sentence pool, with their vectors (see the module docstring)."""
+
+    def __init__(self, pool: list[str], vectors: np.ndarray, seed: int = 0) -> None:
+        self.pool, self.vectors, self.rng = pool, vectors, np.random.default_rng(seed)
+        syll = ["an", "bel", "cor", "dan", "el", "fa", "gor", "hel", "is", "jo", "ka", "lin", "mar", "no", "or", "pe", "ri", "sa", "tu", "vi"]  # fmt: skip
+        self.names = sorted({(a + b + c).capitalize() for a in syll for b in syll for c in syll[:5]})[:2_000]
+        weights = 1.0 / np.arange(1, len(self.names) + 1)
+        self.p = weights / weights.sum()
+        self.rare = "Quillon"  # holds every 1,000th item: the 0.1%-selective filter
+        self.n = 0
+
+    def batch(self, size: int) -> tuple[list[Item], np.ndarray]:
+        items, rows = [], []
+        for _ in range(size):
+            k = 1 + int(self.rng.random() < 0.4)
+            picks = self.rng.integers(0, len(self.pool), k)
+            speaker = self.rare if self.n % 1_000 == 0 else self.names[self.rng.choice(len(self.names), p=self.p)]
+            day = f"{2019 + self.n // 200_000}-{1 + (self.n // 17_000) % 12:02d}-{1 + (self.n // 600) % 28:02d}"
+            text = " ".join(self.pool[i] for i in picks).replace("Caroline", speaker).replace("Melanie", self.names[(self.n * 7) % 2000])  # fmt: skip
+            items.append(Item.make(text=text, speaker=speaker, event_time=day, session=f"s{self.n // 20}", episode=f"e{self.n // 500}", place=self.n))  # fmt: skip
+            v = self.vectors[picks].sum(axis=0) + 0.15 * self.rng.standard_normal(self.vectors.shape[1])
+            rows.append(v / np.linalg.norm(v))
+            self.n += 1
+        return items, np.asarray(rows, dtype=np.float32)
+
+
+def pct(values: list[float], q: float) -> float:
+    values = sorted(values)
+    return round(values[min(len(values) - 1, int(q * len(values)))], 2)
+
+
+def timed(fn, args) -> list[float]:
+    out = []
+    for a in args:
+        t = time.perf_counter()
+        fn(a)
+        out.append(1000 * (time.perf_counter() - t))
+    return out
+
+
+def measure(path: Path, size: int, built_s: float, added: int, queries: list[str], encoder) -> dict:
+    cold = float(subprocess.run([sys.executable, "-c", OPEN, str(path)], capture_output=True, text=True, check=True).stdout)  # fmt: skip
+    warm = float(subprocess.run([sys.executable, "-c", OPEN, str(path)], capture_output=True, text=True, check=True).stdout)  # fmt: skip
+    with Memory.open(path, encoder=encoder) as mem:
+        index = mem.indexes["text"]
+        index.close()  # no compaction running while timing
+        mem.search(queries[0])
+        mem.context(queries[0])
+        search = timed(lambda q: mem.search(q, k=10), queries)
+        context = timed(lambda q: mem.context(q), queries)
+        rare = timed(lambda q: mem.search(q, k=10, speakers=["Quillon"], retrievers=("dense",)), queries[:50])
+        vectors = encoder.encode(queries, modality="text")
+        floor = timed(lambda q: index._faiss_search(encoder.encode([q], modality="text"), 10, None), queries)
+        exact = _exact_top10(mem, vectors[:100])
+        got = index.search(vectors[:100], 10)
+        recall = float(np.mean([len({i for i, _ in g} & e) / 10 for g, e in zip(got, exact)]))
+        rare_ok = all(h.speaker == "Quillon" for h in mem.search(queries[1], k=10, speakers=["Quillon"]))
+        kind = "ivf" if index.base is not None and "IVF" in type(index.base).__name__ else "flat"
+    disk = sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+    p50 = lambda xs: pct(xs, 0.5)  # noqa: E731
+    return {
+        "bench": "scale", "items": size, "built_items": added, "build_s": round(built_s, 1),
+        "build_items_per_s": round(added / built_s, 1) if built_s else None, "open_cold_s": round(cold, 3),
+        "open_warm_s": round(warm, 3), "disk_mb": round(disk / 2**20, 1),
+        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1), "index": kind,
+        "search_p50_ms": p50(search), "search_p95_ms": pct(search, 0.95), "context_p50_ms": p50(context),
+        "context_p95_ms": pct(context, 0.95), "filtered_search_p50_ms": p50(rare), "filter_only_matches": rare_ok,
+        "dense_recall@10_vs_exact": round(recall, 4), "floor_p50_ms": p50(floor),
+        "search_vs_floor": round(p50(search) / p50(floor), 2), "context_vs_floor": round(p50(context) / p50(floor), 2),
+        "queries": len(queries),
+    }  # fmt: skip
+
+
+def _exact_top10(mem, queries: np.ndarray) -> list[set[str]]:
+    """Exact top-10 ids of each query over every stored vector, streamed in batches (bounded memory)."""
+    best_s = np.full((len(queries), 10), -np.inf, dtype=np.float32)
+    best_k = np.zeros((len(queries), 10), dtype=np.int64)
+    for keys, vectors in mem.store.iter_vectors("text"):
+        scores = np.concatenate([best_s, queries @ vectors.T], axis=1)
+        cands = np.concatenate([best_k, np.broadcast_to(np.array(keys, dtype=np.int64), (len(queries), len(keys)))], axis=1)  # fmt: skip
+        top = np.argsort(-scores, axis=1)[:, :10]
+        best_s, best_k = np.take_along_axis(scores, top, 1), np.take_along_axis(cands, top, 1)
+    names = mem.store.ids_for_keys("text", sorted(set(best_k.ravel().tolist())))
+    return [{names[k] for k in row if k in names} for row in best_k.tolist()]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000, 1_000_000])
+    parser.add_argument("--queries", type=int, default=200)
+    parser.add_argument("--encoder", default="minilm")
+    parser.add_argument("--memory", help="build here (kept); default a temporary folder, removed after")
+    parser.add_argument("--batch", type=int, default=2_000)
+    args = parser.parse_args()
+    root = data_dir()
+    if root is None:
+        print(json.dumps({"bench": "scale", "skipped": "no data folder (set OMNIMEM_DATA or place ../shared/data)"}))
+        return
+    encoder = create_encoder(args.encoder)
+    pool = sentences(root, POOL)
+    t0 = time.perf_counter()
+    pool_vectors = encoder.encode(pool, modality="text")
+    print(json.dumps({"bench": "scale", "pool_sentences": len(pool), "pool_encode_s": round(time.perf_counter() - t0, 1)}), flush=True)  # fmt: skip
+    maker = Maker(pool, pool_vectors)
+    qrng = random.Random(1)
+    queries = [f"What did {qrng.choice(maker.names[:300])} say about {' '.join(qrng.choice(pool).split()[:6])}?" for _ in range(args.queries)]  # fmt: skip
+    folder = Path(args.memory) if args.memory else Path(tempfile.mkdtemp(prefix="omnimem-scale-"))
+    path = folder / "m"
+    try:
+        with Memory.open(path, encoder=encoder, config=MemoryConfig(graph=GraphConfig(extract_on_add=True))) as mem:
+            for size in sorted(args.sizes):
+                t, start = time.perf_counter(), len(mem)
+                with mem.bulk():  # one base segment at the end, not one per tenth of growth
+                    while len(mem) < size:
+                        items, vectors = maker.batch(min(args.batch, size - len(mem)))
+                        mem.add_items(items, vectors=vectors, extract=len(mem) < GRAPH_ITEMS)
+                built = time.perf_counter() - t
+                mem.store.flush_access()
+                print(json.dumps(measure(path, size, built, len(mem) - start, queries, encoder)), flush=True)
+    finally:
+        if not args.memory:
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    main()

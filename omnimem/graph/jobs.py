@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from omnimem.errors import ConfigError, OmnimemError
-from omnimem.graph.builder import rows_from_extraction
+from omnimem.graph.builder import rows_from_extraction, store_name_embeddings
 from omnimem.graph.extract import Extraction, ExtractorConfig, SpacyExtractor, load_spacy
 from omnimem.graph.resolve import Embed, EntityResolver
 from omnimem.graph.senses import SenseSplitter, route_senses
@@ -302,13 +302,17 @@ def write_rows(
 ) -> BatchOutcome:
     """Write each item's rows in one transaction (sources = the item ids: the coverage property).
 
-    Mentions of names that have senses go to the closest sense first (:func:`route_senses`, ``embed``).
+    ``embed``: the memory's text encoder. Mentions of names that have senses go to the closest sense
+    first (:func:`route_senses`), and the names of named entities without a stored embedding are
+    embedded in one batch and stored (:func:`store_name_embeddings`); without it (the agentic
+    builder), query linking encodes those names on demand.
     """
     rows = route_senses(graph, rows, embed)
     entities = [e for r in rows.values() for e in r[0]]
     mentions = [m for r in rows.values() for m in r[1]]
     triplets = [t for r in rows.values() for t in r[2]]
     counts = graph.write(entities, mentions, triplets) if rows else {}
+    store_name_embeddings(graph, entities, embed)
     return BatchOutcome(done=list(rows), counts=Counter(counts), entity_ids=[e.id for e in entities])
 
 

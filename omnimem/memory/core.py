@@ -270,11 +270,17 @@ class Memory:
     # -- the knowledge graph (omnimem.graph) -------------------------------------------------
     @property
     def builder(self) -> GraphBuilder:
-        """The fast (no-LLM) graph builder; spaCy loads on first use."""
+        """The fast (no-LLM) graph builder; spaCy loads on first use. It stores the names of new named
+        entities embedded by the text encoder, so a query links to them without encoding names."""
         if self._builder is None:
             from omnimem.graph.extract import SpacyExtractor
 
-            self._builder = GraphBuilder(self.graph, SpacyExtractor.from_pretrained(self.config.graph.spacy_model))
+            encoder = self.encoder
+            self._builder = GraphBuilder(
+                self.graph,
+                SpacyExtractor.from_pretrained(self.config.graph.spacy_model),
+                embed=lambda texts: encoder.encode(list(texts), modality="text"),
+            )
         return self._builder
 
     def _extract(self, items: list[Item]) -> None:

@@ -51,13 +51,20 @@ def bounded_subgraph(
     Nodes ``"e:<root id>"`` / ``"i:<item id>"``; mention edges entity-item (weight = mentions), triplet
     edges entity-entity (weight = triplets). Breadth-first from the seeds; an entity mentioned by
     more than ``max_degree`` items is kept as a node but not walked through (a hub like "film" would
-    otherwise pull in the whole memory). Rows are read from SQL, never the whole graph.
+    otherwise pull in the whole memory). Rows are read from SQL, never the whole graph: ids resolve to
+    their roots a batch at a time (``roots_of``), as the walk reaches them.
     """
     import networkx as nx
 
     if hops < 0 or max_nodes <= 0 or max_degree <= 0:
         raise ConfigError("hops must be >= 0, max_nodes and max_degree positive")
-    roots = graph_store.roots()
+    roots = dict(graph_store.roots_of(list(seed_entities)))
+
+    def resolve(ids: Sequence[str]) -> None:
+        new = [e for e in dict.fromkeys(ids) if e not in roots]
+        if new:
+            roots.update(graph_store.roots_of(new))
+
     g = nx.Graph()
     frontier_e = {roots.get(e, e) for e in seed_entities}
     frontier_i = set(seed_items)
@@ -71,7 +78,9 @@ def bounded_subgraph(
         new_e: set[str] = set()
         new_i: set[str] = set()
         if frontier_i:  # items -> the entities they mention
-            for m in graph_store.mentions(item_ids=sorted(frontier_i)):
+            mentions = graph_store.mentions(item_ids=sorted(frontier_i))
+            resolve([m.entity_id for m in mentions])
+            for m in mentions:
                 e = roots.get(m.entity_id, m.entity_id)
                 if f"e:{e}" not in g:
                     new_e.add(e)
@@ -89,7 +98,9 @@ def bounded_subgraph(
         frontier_e, frontier_i = new_e, new_i
     entities = [n[2:] for n, d in g.nodes(data=True) if d.get("kind") == "entity"]
     if entities:  # facts among the loaded entities
-        for t in graph_store.triplets(entity_ids=entities):
+        triplets = graph_store.triplets(entity_ids=entities)
+        resolve([e for t in triplets for e in (t.head, t.tail)])
+        for t in triplets:
             h, tl = f"e:{roots.get(t.head, t.head)}", f"e:{roots.get(t.tail, t.tail)}"
             if h != tl and h in g and tl in g:
                 if g.has_edge(h, tl):

@@ -48,12 +48,14 @@ class EntityLink:
 
 
 class NameIndex:
-    """Name embeddings of graph entities, computed on demand with the text encoder and cached by id.
+    """Name embeddings of graph entities, cached by id: read from the graph store, where the builder
+    stores them when it writes an entity, and computed with the text encoder only for names stored
+    without one (memories built before, or by the agentic builder).
 
     Only the entities near the query are compared (those mentioned by its candidate items), so a
-    query encodes at most a few hundred new names and latency does not grow with the graph. Concept
-    entities (plain noun phrases) are left out: embedding links are for names written differently
-    ("NYC" / "New York City"), and generic nouns would seed noise.
+    query reads (or, for older memories, encodes) at most a few hundred names and latency does not
+    grow with the graph. Concept entities (plain noun phrases) are left out: embedding links are for
+    names written differently ("NYC" / "New York City"), and generic nouns would seed noise.
     """
 
     def __init__(self, encoder: Any, *, max_size: int = 200_000) -> None:
@@ -61,14 +63,22 @@ class NameIndex:
         self.max_size = max_size
         self.vectors: dict[str, np.ndarray] = {}
 
-    def embed(self, entities: Sequence[tuple[str, str]]) -> np.ndarray:
-        """Unit vectors (n, d) of ``(entity id, name)`` pairs; new names are encoded in one batch."""
-        missing = list({eid: name for eid, name in entities if eid not in self.vectors}.items())
-        if missing:
-            encoded = np.asarray(self.encoder.encode([n for _, n in missing], modality="text"), dtype=np.float32)
-            if len(self.vectors) + len(missing) > self.max_size:
+    def embed(self, entities: Sequence[tuple[str, str]], graph: Any = None) -> np.ndarray:
+        """Unit vectors (n, d) of ``(entity id, name)`` pairs: cached, else stored in ``graph`` (a
+        GraphStore; vectors of another size than the encoder's are ignored), else encoded in one batch."""
+        missing = {eid: name for eid, name in entities if eid not in self.vectors}
+        found: dict[str, np.ndarray] = {}
+        if missing and graph is not None:
+            dim = getattr(self.encoder, "dim", None)
+            found = {eid: v for eid, v in graph.embeddings(list(missing)).items() if dim is None or v.shape == (dim,)}
+        todo = [(eid, name) for eid, name in missing.items() if eid not in found]
+        if todo:
+            encoded = np.asarray(self.encoder.encode([n for _, n in todo], modality="text"), dtype=np.float32)
+            found.update({eid: v for (eid, _), v in zip(todo, encoded)})
+        if found:
+            if len(self.vectors) + len(found) > self.max_size:
                 self.vectors.clear()
-            self.vectors.update({eid: v for (eid, _), v in zip(missing, encoded)})
+            self.vectors.update(found)
         if not entities:
             return np.zeros((0, 1), dtype=np.float32)
         return np.stack([self.vectors[eid] for eid, _ in entities])
@@ -103,6 +113,7 @@ def link_query_entities(
     nearby: Sequence[Any] = (),
     names: NameIndex | None = None,
     threshold: float = 0.85,
+    mention_vectors: Mapping[str, np.ndarray] | None = None,
 ) -> list[EntityLink]:
     """Link query mentions to root entities: exact key, then alias, then name embedding (names only).
 
@@ -110,7 +121,10 @@ def link_query_entities(
     links to every entity with its key (any type: "Jordan" the person and the country both stay; the
     walk and the reranker sort them out). An unmatched mention tries the aliases (surfaces of their
     mentions) of the ``nearby`` entity rows, then, when ``names`` is given and the mention is a name,
-    the nearby named entity whose name embedding is closest, if its cosine is >= ``threshold``.
+    the nearby named entity whose name embedding is closest, if its cosine is >= ``threshold``. The
+    nearby names' vectors come from ``graph`` where stored (:meth:`NameIndex.embed`);
+    ``mention_vectors``: concept -> unit vector of the mentions, when the caller encoded them with the
+    query (else they are encoded here, in one batch).
     """
     if not 0.0 <= threshold <= 1.0:
         raise ConfigError(f"link threshold must be in [0, 1], got {threshold}")
@@ -133,8 +147,12 @@ def link_query_entities(
             unmatched.append((surface, concept))
     named = [r for r in nearby if r.type != "CONCEPT"]
     if unmatched and names is not None and named:
-        matrix = names.embed([(r.id, r.name) for r in named])
-        vectors = np.asarray(names.encoder.encode([c for _, c in unmatched], modality="text"), dtype=np.float32)
+        matrix = names.embed([(r.id, r.name) for r in named], graph)
+        given = mention_vectors or {}
+        todo = [c for _, c in unmatched if c not in given]
+        encoded = names.encoder.encode(todo, modality="text") if todo else []
+        known = {**dict(zip(todo, np.asarray(encoded, dtype=np.float32))), **given}
+        vectors = np.asarray([known[c] for _, c in unmatched], dtype=np.float32)
         for (surface, _), row in zip(unmatched, vectors @ matrix.T):
             best = int(np.argmax(row))
             if row[best] >= threshold:

@@ -12,6 +12,10 @@ personalized PageRank for the multi-hop step. Stages, each switchable in :class:
 3. GRASP: grounding (query entity links; presence in the query image, eta), the reranker's keep mask,
    redundancy collapse;
 4. packing by utility per token into the budget (:mod:`omnimem.retrieval.pack`).
+
+Per query the text encoder runs once (the query, its audio's transcript and its named mentions in one
+batch; twice with the second round's joint queries), and the graph is read only around the entities
+the query touches (roots of those ids, members of those roots): the work does not grow with the graph.
 """
 
 from __future__ import annotations
@@ -95,16 +99,23 @@ def _grasp_rank(
     timings: dict[str, float] = {}
     clock = time.perf_counter()
 
-    def lap(name: str) -> None:
+    def lap(name: str) -> None:  # a stage's time since the last lap, added to its earlier laps
         nonlocal clock
         now = time.perf_counter()
-        timings[name] = round(1000 * (now - clock), 2)
+        timings[name] = round(timings.get(name, 0.0) + 1000 * (now - clock), 2)
         clock = now
+
+    # the query's entity mentions first: names no entity has are encoded with the query (embedding links)
+    linking = cfg.grounding or (cfg.ppr and cfg.ppr_seeds != "items")
+    mentions = _mentions(source, query) if linking else []
+    named = _unknown_names(source, mentions) if cfg.link_threshold < 1.0 else []
+    lap("linking")
 
     # 1. candidates per modality (the query's audio is heard as its transcript, in the text space)
     texts = [query, audio_text] if audio_text else [query]
-    vectors = np.asarray(source.encoder.encode(texts, modality="text"), dtype=np.float32)
+    vectors = np.asarray(source.encoder.encode(texts + named, modality="text"), dtype=np.float32)
     qvec = vectors[0]
+    named_vectors = dict(zip(named, vectors[len(texts) :]))
     dense: dict[str, tuple[Any, np.ndarray]] = {"dense": (source.indexes[TEXT_SPACE].search, qvec)}
     if audio_text:
         dense["query_audio"] = (source.indexes[TEXT_SPACE].search, vectors[1])
@@ -127,9 +138,7 @@ def _grasp_rank(
     lap("candidates")
 
     # grounding, part 1: the query's entities in the graph
-    links: list[EntityLink] = []
-    if cfg.grounding or (cfg.ppr and cfg.ppr_seeds != "items"):
-        links = _link(source, query, [f.id for f in fused[: cfg.pool]], cfg)
+    links = _link(source, mentions, [f.id for f in fused[: cfg.pool]], cfg, named_vectors) if mentions else []
     lap("linking")
 
     # 2. multi-hop expansion
@@ -194,20 +203,36 @@ def _with_candidates(search_cfg: Any, n: int) -> Any:
     return search_cfg if search_cfg.candidates == n else dataclasses.replace(search_cfg, candidates=n)
 
 
-def _link(source: RetrievalSource, query: str, pool: list[str], cfg: GraspConfig) -> list[EntityLink]:
-    """Query entities -> graph entities; alias and embedding links look among the pool's entities."""
+def _mentions(source: RetrievalSource, query: str) -> list[tuple[str, str, str]]:
+    """The query's entity mentions ``(surface, concept, type)``; none without a spaCy model."""
     try:
-        mentions = query_mentions(query, source.config.graph.spacy_model)
+        return query_mentions(query, source.config.graph.spacy_model)
     except OmnimemError as e:  # no spaCy model: the walk seeds from the hits alone
         log.debug("query entity linking skipped: %s", e)
         return []
-    if not mentions:
-        return []
-    # the top items' entities: few enough to embed their names per query (cached by id)
-    nearby_ids = list({m.entity_id for m in source.graph.mentions(item_ids=pool[: cfg.seed_items])}) if pool else []
+
+
+def _unknown_names(source: RetrievalSource, mentions: list[tuple[str, str, str]]) -> list[str]:
+    """The concepts of the query's named mentions that no entity has as its name: those an embedding
+    link may be needed for (an alias of a nearby entity may still link them)."""
+    graph = source.graph
+    unknown = (c for s, c, t in mentions if t != "CONCEPT" and not (graph.find_entities(c) or graph.find_entities(s)))
+    return list(dict.fromkeys(unknown))
+
+
+def _link(
+    source: RetrievalSource, mentions: list[tuple[str, str, str]], pool: list[str], cfg: GraspConfig,
+    named_vectors: dict[str, np.ndarray],
+) -> list[EntityLink]:  # fmt: skip
+    """Query entities -> graph entities; alias and embedding links look among the pool's entities."""
+    # the roots of the top items' entities: their name embeddings are stored (or cached by id)
+    ids = list({m.entity_id for m in source.graph.mentions(item_ids=pool[: cfg.seed_items])}) if pool else []
+    nearby_ids = list(dict.fromkeys(source.graph.roots_of(ids).values())) if ids else []
     nearby = source.graph.entities(nearby_ids) if nearby_ids else []
     names = NameIndex.cached(source.encoder) if cfg.link_threshold < 1.0 else None
-    return link_query_entities(mentions, source.graph, nearby=nearby, names=names, threshold=cfg.link_threshold)
+    return link_query_entities(
+        mentions, source.graph, nearby=nearby, names=names, threshold=cfg.link_threshold, mention_vectors=named_vectors
+    )
 
 
 def _texts(source: RetrievalSource, ids: Sequence[str]) -> list[tuple[str, str]]:
@@ -236,8 +261,9 @@ def _ppr(
     if top:
         best = top[0].score or 1.0
         score_of = {f.id: f.score / best for f in top}
-        roots = graph.roots()
-        for m in graph.mentions(item_ids=list(score_of)):
+        mentions = graph.mentions(item_ids=list(score_of))
+        roots = graph.roots_of([m.entity_id for m in mentions])
+        for m in mentions:
             e = roots.get(m.entity_id, m.entity_id)
             item_entities[e] = max(item_entities.get(e, 0.0), score_of[m.item_id])
     degree = graph.mention_counts(list({*linked, *item_entities})) if (linked or item_entities) else {}
@@ -265,9 +291,10 @@ def _facts(
     """Triplets lifted from the pool's top items: score = best source item's score (+ link and walk bonus)."""
     top = {f.id: f.score for f in pool[: max(cfg.seed_items, 5)]}
     linked = {lk.entity_id for lk in links}
-    roots = source.graph.roots()
+    triplets = source.graph.triplets(item_ids=list(top))
+    roots = source.graph.roots_of([e for t in triplets for e in (t.head, t.tail)])
     out = []
-    for t in source.graph.triplets(item_ids=list(top)):
+    for t in triplets:
         if t.retired_at:
             continue
         base = max((top.get(s, 0.0) for s in t.sources), default=0.0)

@@ -136,9 +136,12 @@ class GraphStore(Protocol):
     """The M3KG (entities, mentions, triplets with their sources, the merge and split logs) of one memory.
 
     Ids are content hashes (:mod:`omnimem.stores.graph_schema`), so writes are idempotent. Merges
-    are pointers resolved on read (``roots``); every triplet keeps at least one source item (the
-    coverage property). ``store`` is the memory's :class:`RecordStore`: a backend's graph writes join
-    its ``transaction()``, so an item and its graph links change together.
+    are pointers, and each entity keeps the root they lead to, updated by the transaction that moves
+    one: reads on a query's path (``roots_of``, ``canonical``, ``members``, ``entities(ids)``,
+    ``find_entities``, ``neighbor_ids``) touch only the rows they name, never every entity. Every
+    triplet keeps at least one source item (the coverage property). ``store`` is the memory's
+    :class:`RecordStore`: a backend's graph writes join its ``transaction()``, so an item and its
+    graph links change together.
     """
 
     store: Any
@@ -151,16 +154,23 @@ class GraphStore(Protocol):
     ) -> dict[str, int]:
         """Upsert rows in one transaction; counts of new rows (entities, mentions, triplets, sources)."""
 
-    def set_embedding(self, entity_ids: Sequence[str], vectors: np.ndarray) -> None: ...
+    def set_embedding(self, entity_ids: Sequence[str], vectors: np.ndarray) -> None:
+        """Store float32 ``(n, d)`` vectors of entities (the builder stores their names' embeddings)."""
 
     def set_descriptions(self, descriptions: Mapping[str, str], *, overwrite: bool = False) -> int: ...
 
     def roots(self) -> dict[str, str]:
-        """Merged entity id -> the entity it resolves to now."""
+        """Every merged entity id -> the entity it resolves to now (reads them all: for jobs and export)."""
 
-    def canonical(self, entity_id: str) -> str: ...
+    def roots_of(self, entity_ids: Sequence[str]) -> dict[str, str]:
+        """Each stored id of ``entity_ids`` -> the entity it resolves to now (itself when not merged);
+        reads only those rows. Unknown ids are left out."""
 
-    def members(self, entity_ids: Sequence[str]) -> dict[str, list[str]]: ...
+    def canonical(self, entity_id: str) -> str:
+        """The entity ``entity_id`` resolves to now (itself when not merged or unknown)."""
+
+    def members(self, entity_ids: Sequence[str]) -> dict[str, list[str]]:
+        """Each of ``entity_ids`` -> itself plus, for a root, the ids that resolve to it."""
 
     def entities(self, ids: Sequence[str] | None = None, *, include_merged: bool = False) -> list[EntityRow]: ...
 
@@ -168,7 +178,8 @@ class GraphStore(Protocol):
 
     def find_entities(self, name: str) -> list[EntityRow]: ...
 
-    def embeddings(self, entity_ids: Sequence[str]) -> dict[str, np.ndarray]: ...
+    def embeddings(self, entity_ids: Sequence[str]) -> dict[str, np.ndarray]:
+        """The stored vectors of those of ``entity_ids`` that have one."""
 
     def triplets(
         self, *, entity_ids: Sequence[str] | None = None, item_ids: Sequence[str] | None = None

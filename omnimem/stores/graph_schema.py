@@ -3,29 +3,34 @@
 M3KG-RAG (arXiv 2512.20136), "M3KG construction", result G = {entities, relations, triplets, entity
 descriptions, items, links}; see :mod:`omnimem.stores.sqlite_graph` for the tables' semantics. The row
 types cross the storage boundary: every graph backend reads and writes them.
+
+Each entity keeps its *root*, the entity it resolves to now (itself when not merged): the end of its
+``merged_into`` chain, as :func:`follow` computes it from scratch. Backends update it in the
+transaction that moves a pointer (merge, unmerge, unsplit), so a read resolves an id with one row and
+lists a root's members through an index, never by reading every merged entity.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from omnimem.types import concept_key, content_id
 
 __all__ = [
-    "GRAPH_SCHEMA_VERSION", "SCHEMA_SQL", "EntityRow", "MentionRow", "TripletRow", "Merge", "Split",
-    "entity_id", "sense_id", "triplet_id", "entity_node", "item_node",
+    "GRAPH_SCHEMA_VERSION", "SCHEMA_SQL", "ROOT_SQL", "EntityRow", "MentionRow", "TripletRow", "Merge", "Split",
+    "entity_id", "sense_id", "triplet_id", "entity_node", "item_node", "follow", "regroup",
 ]  # fmt: skip
 
-GRAPH_SCHEMA_VERSION = 2  # 2: entity_splits (per-mention senses)
+GRAPH_SCHEMA_VERSION = 3  # 2: entity_splits (per-mention senses); 3: entities.root (maintained resolution)
 
 SCHEMA_SQL = """
 CREATE TABLE IF NOT EXISTS schema_versions (component TEXT PRIMARY KEY, version INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS entities (
     id TEXT PRIMARY KEY, name TEXT NOT NULL, key TEXT NOT NULL, type TEXT NOT NULL,
     aliases TEXT NOT NULL DEFAULT '[]', description TEXT, embedding BLOB, merged_into TEXT,
-    created_at TEXT NOT NULL);
+    created_at TEXT NOT NULL, root TEXT);
 CREATE INDEX IF NOT EXISTS entities_key ON entities(key);
 CREATE INDEX IF NOT EXISTS entities_merged_into ON entities(merged_into);
 CREATE TABLE IF NOT EXISTS relations (name TEXT PRIMARY KEY);
@@ -54,6 +59,20 @@ CREATE TABLE IF NOT EXISTS entity_splits (
 CREATE INDEX IF NOT EXISTS entity_splits_entity ON entity_splits(entity);
 """
 
+# Run one by one, after the column exists (version 3 adds it to an older table). The trigger gives a row
+# inserted without a root (a memory copied table by table, in any order) the root its pointer leads to,
+# and the rows whose chain ended at it (it was not stored yet) the same root: ``roots()``'s answer for
+# the rows stored so far. The graph store's own inserts set the root themselves.
+ROOT_SQL = (
+    "CREATE INDEX IF NOT EXISTS entities_root ON entities(root)",
+    """CREATE TRIGGER IF NOT EXISTS entities_root_on_insert AFTER INSERT ON entities WHEN NEW.root IS NULL
+BEGIN
+    UPDATE entities SET root = COALESCE(
+        (SELECT p.root FROM entities p WHERE p.id = NEW.merged_into), NEW.merged_into, NEW.id) WHERE id = NEW.id;
+    UPDATE entities SET root = (SELECT r.root FROM entities r WHERE r.id = NEW.id) WHERE root = NEW.id AND id != NEW.id;
+END""",
+)
+
 
 def entity_id(name: str, type: str) -> str:
     """Entity identity: the name's exact-match key and its type ("Jordan"/GPE and "Jordan"/PERSON differ)."""
@@ -63,6 +82,41 @@ def entity_id(name: str, type: str) -> str:
 def sense_id(entity_id: str, n: int) -> str:
     """The id of sense ``n`` (1, 2, ...) split off entity ``entity_id``: same name and type, another referent."""
     return content_id({"entity": entity_id, "sense": int(n)})
+
+
+def follow(parent: Mapping[str, str]) -> dict[str, str]:
+    """Each merged id -> the end of its ``merged_into`` chain (``parent``: every merged id -> its pointer).
+
+    The from-scratch resolution the ``root`` column keeps: a chain stops at an id with no pointer (or
+    one no longer stored), and at an id seen before on the way (a cycle, which merge() prevents).
+    """
+    out = {}
+    for eid in parent:
+        root, seen = eid, set()
+        while root in parent and root not in seen:
+            seen.add(root)
+            root = parent[root]
+        out[eid] = root
+    return out
+
+
+def regroup(pointers: Mapping[str, str | None], outside: Mapping[str, str]) -> dict[str, str]:
+    """The roots of a group of entities after some of their pointers moved, as :func:`follow` would say.
+
+    ``pointers``: every entity of the group (those that resolved to the same old roots) -> its
+    ``merged_into`` now; ``outside``: the root of each entity outside the group a pointer reaches
+    (unchanged: its chain never passed through the group). A chain that leaves the group ends at the
+    root of the entity it reaches; one that reaches an id no longer stored ends there.
+    """
+    parent = {e: p for e, p in pointers.items() if p is not None}
+    out = {}
+    for eid in pointers:
+        root, seen = eid, set()
+        while root in parent and root not in seen:
+            seen.add(root)
+            root = parent[root]
+        out[eid] = root if root in pointers else outside.get(root, root)
+    return out
 
 
 def entity_node(entity_id: str) -> str:

@@ -1,15 +1,17 @@
 """The M3KG in PostgreSQL, in the same schema as a :class:`~omnimem.stores.pg_records.PostgresRecordStore`.
 
 The tables and their semantics are SQLite's (:mod:`omnimem.stores.sqlite_graph`: entities with
-``merged_into`` pointers resolved on read, triplets with their source items, mentions, the merge and
-split logs; the coverage property). What differs is how many writers share them (several processes
-and hosts may resolve one memory's entities at once):
+``merged_into`` pointers and the ``root`` each resolves to, triplets with their source items,
+mentions, the merge and split logs; the coverage property). What differs is how many writers share
+them (several processes and hosts may resolve one memory's entities at once):
 
 - a write's rows are upserted in id order and the whole transaction is re-run on a deadlock
   (:meth:`PgDatabase.run`), so repeated writes neither duplicate rows nor fail;
 - :meth:`PostgresGraphStore.merge` locks the two roots (``FOR UPDATE``, in id order) and resolves
   both ends again under the lock: a root another writer merged meanwhile is followed to its new root
   and two merges of one pair never make a cycle (the second finds them one entity and says so);
+  unmerge and unsplit lock the roots they move entities between the same way, so whoever rewrites a
+  group's ``root`` column holds its root's lock;
 - reads take no lock (MVCC), and ``seq`` columns give SQLite's rowid order where reads rely on it.
 
 Embeddings are stored as float32 bytes (``BYTEA``), as in SQLite: they serve entity resolution in
@@ -25,16 +27,17 @@ from typing import Any
 
 import numpy as np
 
-from omnimem.errors import ConfigError, NotFound, StorageError
+from omnimem.errors import ConfigError, NotFound
 from omnimem.stores.graph_schema import EntityRow, MentionRow, Merge, Split, TripletRow, sense_id
 from omnimem.stores.pg_graph_ops import (
     C,
     delete_links,
-    follow,
-    lock_entities,
+    lock_roots,
     migration_graph,
+    migration_roots,
     move_entity_rows,
     refuse_nul,
+    reroot,
     upsert,
 )
 from omnimem.types import concept_key, utc_now
@@ -43,10 +46,9 @@ __all__ = ["PostgresGraphStore", "GRAPH_MIGRATIONS"]
 
 log = logging.getLogger(__name__)
 
-GRAPH_MIGRATIONS = [migration_graph]  # the "graph" component's versions in schema_versions
+GRAPH_MIGRATIONS = [migration_graph, migration_roots]  # the "graph" component's versions in schema_versions
 _TRIPLET_COLS = "id, head, relation, tail, sentence, confidence, valid_from, valid_to, recorded_at, retired_at"
 _MENTION_COLS = 'entity_id, item_id, surface, start, "end", sentence'
-_MERGE_ATTEMPTS = 50  # lock-and-check rounds of one merge: each follows roots another writer just moved
 
 
 class PostgresGraphStore:
@@ -116,39 +118,43 @@ class PostgresGraphStore:
 
     # -- reads ---------------------------------------------------------------------------------
     def roots(self) -> dict[str, str]:
-        """Merged entity id -> the entity it resolves to now (chains followed)."""
-        return follow(dict(self._read("SELECT id, merged_into FROM entities WHERE merged_into IS NOT NULL ORDER BY seq")))  # fmt: skip
+        """Merged entity id -> the entity it resolves to now (every merged entity: for jobs and export)."""
+        return dict(self._read("SELECT id, root FROM entities WHERE merged_into IS NOT NULL ORDER BY seq"))
+
+    def roots_of(self, entity_ids: Sequence[str]) -> dict[str, str]:
+        """Each stored id of ``entity_ids`` -> the entity it resolves to now (itself when not merged)."""
+        return dict(self._read("SELECT id, root FROM entities WHERE id = ANY(%s)", (self._ids(entity_ids),)))
 
     def canonical(self, entity_id: str) -> str:
-        return self.roots().get(entity_id, entity_id)
+        return self.roots_of([entity_id]).get(entity_id, entity_id)
 
     def members(self, entity_ids: Sequence[str]) -> dict[str, list[str]]:
         """Each root id -> itself plus the ids merged into it."""
         out = {e: [e] for e in entity_ids}
-        for eid, root in self.roots().items():
-            if root in out:
-                out[root].append(eid)
+        sql = "SELECT root, id FROM entities WHERE root = ANY(%s) AND id <> root ORDER BY seq"
+        for root, eid in self._read(sql, (list(out),)):
+            out[root].append(eid)
         return out
 
     def entities(self, ids: Sequence[str] | None = None, *, include_merged: bool = False) -> list[EntityRow]:
         """Entity rows (roots only unless ``include_merged``); a root's aliases include its members'."""
-        cols = "id, name, type, aliases, description, merged_into"
+        cols = "id, name, type, aliases, description, merged_into, root"
         if ids is None:
             rows = self._read(f"SELECT {cols} FROM entities ORDER BY seq")
+            members = self._read("SELECT root, aliases FROM entities WHERE merged_into IS NOT NULL ORDER BY seq")
         else:
             rows = self._read(f"SELECT {cols} FROM entities WHERE id = ANY(%s) ORDER BY id {C}", (self._ids(ids),))
-        roots = self.roots()
+            sql = "SELECT root, aliases FROM entities WHERE root = ANY(%s) AND id <> root ORDER BY seq"
+            members = self._read(sql, ([r[0] for r in rows if r[5] is None],))
         extra: dict[str, list[str]] = {}
-        if roots:
-            sql = f"SELECT id, aliases FROM entities WHERE id = ANY(%s) ORDER BY id {C}"
-            for eid, aliases in self._read(sql, (list(roots),)):
-                extra.setdefault(roots[eid], []).extend(json.loads(aliases))
+        for root, aliases in members:
+            extra.setdefault(root, []).extend(json.loads(aliases))
         out = []
-        for eid, name, type_, aliases, desc, merged_into in rows:
+        for eid, name, type_, aliases, desc, merged_into, root in rows:
             if merged_into and not include_merged:
                 continue
-            all_aliases = tuple(dict.fromkeys(json.loads(aliases) + extra.get(eid, [])))
-            out.append(EntityRow(eid, name, type_, all_aliases, desc, roots.get(eid) if merged_into else None))
+            own = json.loads(aliases) + ([] if merged_into else extra.get(eid, []))
+            out.append(EntityRow(eid, name, type_, tuple(dict.fromkeys(own)), desc, root if merged_into else None))
         return out
 
     def get_entity(self, entity_id: str) -> EntityRow:
@@ -159,11 +165,8 @@ class PostgresGraphStore:
 
     def find_entities(self, name: str) -> list[EntityRow]:
         """Roots of the entities whose key equals ``name``'s (any type)."""
-        ids = [
-            r[0] for r in self._read(f"SELECT id FROM entities WHERE key = %s ORDER BY id {C}", (concept_key(name),))
-        ]
-        roots = self.roots()
-        return self.entities(list(dict.fromkeys(roots.get(i, i) for i in ids)))
+        rows = self._read(f"SELECT root FROM entities WHERE key = %s ORDER BY id {C}", (concept_key(name),))
+        return self.entities(list(dict.fromkeys(r[0] for r in rows)))
 
     def embeddings(self, entity_ids: Sequence[str]) -> dict[str, np.ndarray]:
         sql = f"SELECT id, embedding FROM entities WHERE embedding IS NOT NULL AND id = ANY(%s) ORDER BY id {C}"
@@ -253,13 +256,15 @@ class PostgresGraphStore:
         """Root entity ids within ``hops`` triplet edges of ``entity_ids`` (in SQL, no full load)."""
         if hops < 0:
             raise ConfigError(f"hops must be >= 0, got {hops}")
-        roots = self.roots()
+        roots = self.roots_of(entity_ids)
         frontier = {roots.get(e, e) for e in entity_ids}
         seen = set(frontier)
         for _ in range(hops):
             expanded = [m for ms in self.members(list(frontier)).values() for m in ms]
             rows = self._read("SELECT head, tail FROM triplets WHERE head = ANY(%s) OR tail = ANY(%s)", (expanded, expanded))  # fmt: skip
-            frontier = {roots.get(x, x) for r in rows for x in r} - seen
+            ends = {x for r in rows for x in r}
+            roots = self.roots_of(list(ends))
+            frontier = {roots.get(x, x) for x in ends} - seen
             seen |= frontier
             if not frontier:
                 break
@@ -353,28 +358,15 @@ class PostgresGraphStore:
         payload = json.dumps(scores or {}, sort_keys=True)
 
         def work(conn: Any) -> Merge:
-            for _ in range(_MERGE_ATTEMPTS):
-                roots = self._roots_in(conn)
-                root, merged_root = roots.get(kept, kept), roots.get(merged, merged)
-                if root == merged_root:
-                    raise ConfigError(f"{merged} already resolves to {root}; nothing to merge")
-                locked = lock_entities(conn, [root, merged_root])
-                for eid in (root, merged):
-                    if eid not in locked and not conn.execute("SELECT 1 FROM entities WHERE id = %s", (eid,)).fetchone():  # fmt: skip
-                        raise NotFound(f"no entity with id {eid!r}")
-                again = self._roots_in(conn)  # the roots as committed once the locks are held
-                if (
-                    all(locked.get(e, (None, None))[1] is None for e in (root, merged_root))
-                    and again.get(kept, kept) == root
-                    and again.get(merged, merged) == merged_root
-                ):
-                    break  # still the roots: nobody can change them until this transaction ends
-            else:  # only a cycle already in the table keeps a "root" merged into another
-                raise StorageError(
-                    f"entities {kept!r} and {merged!r} resolve through a merge cycle; unmerge one of its members"
-                    " (see merges()) and merge again"
-                )
+            roots = lock_roots(conn, [kept, merged])  # still the roots: nobody changes them until we commit
+            root, merged_root = roots.get(kept, kept), roots.get(merged, merged)
+            if root == merged_root:
+                raise ConfigError(f"{merged} already resolves to {root}; nothing to merge")
+            for eid in (kept, merged):
+                if eid not in roots:
+                    raise NotFound(f"no entity with id {eid!r}")
             conn.execute("UPDATE entities SET merged_into = %s WHERE id = %s", (root, merged_root))
+            conn.execute("UPDATE entities SET root = %s WHERE root = %s", (root, merged_root))  # its whole group
             (row_id,) = conn.execute(
                 "INSERT INTO entity_merges (kept, merged, reason, scores, created_at) VALUES (%s, %s, %s, %s, %s) RETURNING id",  # fmt: skip
                 (root, merged_root, reason, payload, now),
@@ -385,18 +377,16 @@ class PostgresGraphStore:
         log.debug("merged entity %s into %s (%s)", result.merged, result.kept, reason)
         return result
 
-    @staticmethod
-    def _roots_in(conn: Any) -> dict[str, str]:
-        return follow(dict(conn.execute("SELECT id, merged_into FROM entities WHERE merged_into IS NOT NULL").fetchall()))  # fmt: skip
-
     def unmerge(self, merged: str) -> None:
         """Undo the merge of ``merged``: it is its own entity again (its own members follow it)."""
 
         def work(conn: Any) -> None:
-            row = lock_entities(conn, [merged]).get(merged)
-            if row is None or row[1] is None:
+            root = lock_roots(conn, [merged]).get(merged)  # it and the root it leaves
+            row = conn.execute("SELECT merged_into FROM entities WHERE id = %s", (merged,)).fetchone()
+            if root is None or row[0] is None:
                 raise NotFound(f"entity {merged!r} is not merged into another; see merges() for the log")
             conn.execute("UPDATE entities SET merged_into = NULL WHERE id = %s", (merged,))
+            reroot(conn, [root])  # it and the entities resolving through it leave that root
             conn.execute(
                 "UPDATE entity_merges SET undone_at = %s WHERE merged = %s AND undone_at IS NULL", (utc_now(), merged)
             )
@@ -424,9 +414,10 @@ class PostgresGraphStore:
                 raise NotFound(f"no entity with id {entity!r}")
             (n,) = conn.execute("SELECT count(*) FROM entity_splits WHERE entity = %s", (entity,)).fetchone()
             sense = sense_id(entity, n + 1)
-            conn.execute(
-                "INSERT INTO entities (id, name, key, type, aliases, created_at) VALUES (%s, %s, %s, %s, '[]', %s)",
-                (sense, *row, now),
+            conn.execute(  # its own root; the same name, so the same name embedding
+                "INSERT INTO entities (id, name, key, type, aliases, embedding, created_at, root)"
+                " SELECT %s, name, key, type, '[]', embedding, %s, %s FROM entities WHERE id = %s",
+                (sense, now, sense, entity),
             )
             if not move_entity_rows(conn, entity, sense, items):
                 raise ConfigError(
@@ -450,14 +441,16 @@ class PostgresGraphStore:
         def work(conn: Any) -> None:
             sql = "SELECT id, entity FROM entity_splits WHERE sense = %s AND undone_at IS NULL ORDER BY id"
             row = conn.execute(sql, (sense,)).fetchone()
+            roots: dict[str, str] = {}
             if row is not None:  # entities first, then the log row: the order write() and the delete lock in
-                lock_entities(conn, [row[1], sense])
+                roots = lock_roots(conn, [row[1], sense])  # with the roots the sense leaves and joins
                 row = conn.execute(sql + " FOR UPDATE", (sense,)).fetchone()
             if row is None:
                 raise NotFound(f"{sense!r} is not the sense of an active split; see splits() for the log")
             split, entity = row
             move_entity_rows(conn, sense, entity, None)
             conn.execute("UPDATE entities SET merged_into = %s WHERE id = %s", (entity, sense))
+            reroot(conn, [roots.get(sense, sense)])  # the sense and what resolved to it now resolve to the entity
             conn.execute(
                 "INSERT INTO entity_merges (kept, merged, reason, scores, created_at) VALUES (%s, %s, 'undo split', '{}', %s)",  # fmt: skip
                 (entity, sense, now),

@@ -1,6 +1,6 @@
 """The M3KG in PostgreSQL, the work that touches many rows in one transaction: the schema, the
-upserts of :meth:`PostgresGraphStore.write`, re-pointing an entity's rows (sense splits) and the
-privacy delete's cascade.
+upserts of :meth:`PostgresGraphStore.write`, re-pointing an entity's rows (sense splits), keeping
+entities' roots and the privacy delete's cascade.
 
 Same tables and semantics as SQLite (:mod:`omnimem.stores.sqlite_graph`, :mod:`omnimem.stores.sqlite_moves`),
 plus what several writing processes need:
@@ -13,7 +13,10 @@ plus what several writing processes need:
   interleaving is retried whole by :meth:`PgDatabase.run`);
 - a write holds a key-share lock on every entity and relation it links to, and the cascade locks what
   it may delete and checks it again in a new statement (a new snapshot under READ COMMITTED), so a
-  delete never removes an entity or relation a concurrent write is adding evidence to.
+  delete never removes an entity or relation a concurrent write is adding evidence to;
+- an entity's ``root`` (:mod:`omnimem.stores.graph_schema`) changes only under a lock on the root it
+  leaves and the one it joins: merge, unmerge and unsplit lock both, so two of them never rewrite one
+  group at once.
 
 Every function runs inside the caller's transaction (``conn``).
 """
@@ -21,16 +24,17 @@ Every function runs inside the caller's transaction (``conn``).
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 
-from omnimem.errors import ConfigError
-from omnimem.stores.graph_schema import EntityRow, MentionRow, TripletRow, triplet_id
+from omnimem.errors import ConfigError, StorageError
+from omnimem.stores.graph_schema import EntityRow, MentionRow, TripletRow, follow, regroup, triplet_id
 from omnimem.types import concept_key
 
 __all__ = [
-    "migration_graph", "upsert", "move_entity_rows", "delete_links", "lock_entities", "follow", "refuse_nul", "C",
+    "migration_graph", "migration_roots", "upsert", "move_entity_rows", "delete_links", "lock_entities",
+    "lock_roots", "reroot", "follow", "refuse_nul", "C",
 ]  # fmt: skip
 
 C = 'COLLATE "C"'  # byte order: SQLite's BINARY collation and Python's str order, whatever the database's locale
@@ -77,6 +81,42 @@ def migration_graph(conn: Any) -> None:
         conn.execute(statement)
 
 
+# a row inserted without a root (a memory copied table by table, in any order) takes the root its pointer
+# leads to, and the rows whose chain ended at it (not stored yet) take the same: roots() of the rows so far
+_ROOT_TRIGGERS = (
+    """CREATE FUNCTION entities_root_before_insert() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    NEW.root := COALESCE((SELECT p.root FROM entities p WHERE p.id = NEW.merged_into), NEW.merged_into, NEW.id);
+    RETURN NEW;
+END $$""",
+    """CREATE FUNCTION entities_root_after_insert() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    UPDATE entities SET root = NEW.root WHERE root = NEW.id AND id <> NEW.id;
+    RETURN NULL;
+END $$""",
+    "CREATE TRIGGER entities_root_before BEFORE INSERT ON entities FOR EACH ROW WHEN (NEW.root IS NULL)"
+    " EXECUTE FUNCTION entities_root_before_insert()",
+    "CREATE TRIGGER entities_root_after AFTER INSERT ON entities FOR EACH ROW WHEN (NEW.root IS DISTINCT FROM NEW.id)"
+    " EXECUTE FUNCTION entities_root_after_insert()",
+)
+
+
+def migration_roots(conn: Any) -> None:
+    """Version 2: ``entities.root`` (SQLite's graph schema version 3), computed for every row from the
+    ``merged_into`` pointers, its index and the insert triggers."""
+    conn.execute("ALTER TABLE entities ADD COLUMN root TEXT")
+    conn.execute("UPDATE entities SET root = id WHERE merged_into IS NULL")
+    roots = follow(dict(conn.execute("SELECT id, merged_into FROM entities WHERE merged_into IS NOT NULL").fetchall()))
+    if roots:
+        conn.execute(
+            "UPDATE entities e SET root = u.root FROM unnest(%s::text[], %s::text[]) AS u(id, root) WHERE e.id = u.id",
+            (list(roots), list(roots.values())),
+        )
+    conn.execute("CREATE INDEX entities_root ON entities(root)")
+    for statement in _ROOT_TRIGGERS:
+        conn.execute(statement)
+
+
 def _dumps(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False)
 
@@ -95,28 +135,51 @@ def _numbers(conn: Any, table: str, ids: Sequence[str]) -> list[int | None]:
 
 
 def lock_entities(conn: Any, ids: Sequence[str], mode: str = "UPDATE") -> dict[str, tuple]:
-    """Lock entity rows in id order (``FOR UPDATE`` / ``FOR KEY SHARE``); id -> (aliases, merged_into) of
-    those that exist. Under READ COMMITTED a row deleted by the writer it waited for is left out."""
-    sql = f"SELECT id, aliases, merged_into FROM entities WHERE id = ANY(%s) ORDER BY id {C} FOR {mode}"
+    """Lock entity rows in id order (``FOR UPDATE`` / ``FOR KEY SHARE``); id -> (aliases, merged_into, root)
+    of those that exist. Under READ COMMITTED a row deleted by the writer it waited for is left out."""
+    sql = f"SELECT id, aliases, merged_into, root FROM entities WHERE id = ANY(%s) ORDER BY id {C} FOR {mode}"
     return {r[0]: r[1:] for r in conn.execute(sql, (sorted(set(ids)),))}
+
+
+def lock_roots(conn: Any, ids: Sequence[str], attempts: int = 50) -> dict[str, str]:
+    """Lock ``ids`` and the roots they resolve to (``FOR UPDATE``), reading the roots again under the
+    locks until they are the ones locked (a root another writer merged meanwhile is followed); returns
+    id -> root of those stored. Held until commit: whoever moves a group's roots holds its root's lock,
+    so no merge, unmerge or unsplit changes these groups meanwhile."""
+    held: set[str] = set()
+    for _ in range(attempts):
+        roots = dict(conn.execute("SELECT id, root FROM entities WHERE id = ANY(%s)", (list(ids),)).fetchall())
+        want = set(ids) | set(roots.values())
+        if not want - held:
+            merged = conn.execute(
+                "SELECT id FROM entities WHERE id = ANY(%s) AND merged_into IS NOT NULL", (sorted(set(roots.values())),)
+            ).fetchall()
+            if merged:  # a root still pointing on: only a cycle already in the table does that
+                raise StorageError(f"entities {sorted(ids)[:2]} resolve through a merge cycle; unmerge one of its members (see merges())")  # fmt: skip
+            return roots
+        lock_entities(conn, sorted(want - held))
+        held |= want  # then read again: a new statement sees what the writers waited for committed
+    raise StorageError(f"the roots of {sorted(ids)[:2]} kept moving under concurrent merges; try again")
+
+
+def reroot(conn: Any, old_roots: Sequence[str]) -> None:
+    """Recompute the root of every entity that resolved to one of ``old_roots``, after pointers in their
+    group moved (the caller holds the locks of those roots)."""
+    group = dict(conn.execute("SELECT id, merged_into FROM entities WHERE root = ANY(%s)", (list(old_roots),)).fetchall())  # fmt: skip
+    reached = sorted({p for p in group.values() if p is not None and p not in group})
+    outside = dict(conn.execute("SELECT id, root FROM entities WHERE id = ANY(%s)", (reached,)).fetchall())
+    new = sorted(regroup(group, outside).items())
+    conn.execute(
+        "UPDATE entities e SET root = u.root FROM unnest(%s::text[], %s::text[]) AS u(id, root)"
+        " WHERE e.id = u.id AND e.root IS DISTINCT FROM u.root",
+        ([e for e, _ in new], [r for _, r in new]),
+    )
 
 
 def _surfaces(conn: Any, entity: str) -> list[str]:
     """The distinct surfaces of an entity's own mentions, first seen first (SQLite's scan order)."""
     rows = conn.execute(f"SELECT surface FROM mentions WHERE entity_id = %s ORDER BY item_id {C}, start", (entity,))
     return list(dict.fromkeys(r[0] for r in rows))
-
-
-def follow(parent: Mapping[str, str]) -> dict[str, str]:
-    """Each merged id -> the end of its ``merged_into`` chain (a cycle, which merge() prevents, stops)."""
-    out = {}
-    for eid in parent:
-        root, seen = eid, set()
-        while root in parent and root not in seen:
-            seen.add(root)
-            root = parent[root]
-        out[eid] = root
-    return out
 
 
 def refuse_nul(*groups: Sequence[Any]) -> None:
@@ -182,9 +245,9 @@ def _insert_entities(conn: Any, entities: Sequence[EntityRow], now: str) -> set[
     seq = dict(zip((e.id for e in entities), _numbers(conn, "entities", [e.id for e in entities])))
     rows = sorted(entities, key=lambda e: e.id)
     return {r[0] for r in conn.execute(
-        "INSERT INTO entities (seq, id, name, key, type, aliases, description, created_at)"
+        "INSERT INTO entities (seq, id, name, key, type, aliases, description, created_at, root)"
         " SELECT COALESCE(u.seq, nextval(pg_get_serial_sequence('entities', 'seq'))), u.id, u.name, u.key, u.type,"
-        " u.aliases, u.description, u.created_at FROM unnest(%s::bigint[], %s::text[], %s::text[], %s::text[],"
+        " u.aliases, u.description, u.created_at, u.id FROM unnest(%s::bigint[], %s::text[], %s::text[], %s::text[],"
         " %s::text[], %s::text[], %s::text[], %s::text[]) AS u(seq, id, name, key, type, aliases, description, created_at)"
         # a stored row is locked, not changed (WHERE false): the aliases are merged below, under that lock
         " ON CONFLICT (id) DO UPDATE SET id = excluded.id WHERE false RETURNING id",
@@ -304,6 +367,7 @@ def delete_links(conn: Any, item_ids: Sequence[str]) -> dict[str, int]:
             touched_e.update(heads_tails[tid])
         else:
             conn.execute("UPDATE triplets SET sentence = %s WHERE id = %s", (left[0], tid))
+    deleted: list[str] = []
     while touched_e:
         next_round: set[str] = set()
         locked = lock_entities(conn, list(touched_e))
@@ -319,10 +383,17 @@ def delete_links(conn: Any, item_ids: Sequence[str]) -> dict[str, int]:
             counts["entities"] += conn.execute("DELETE FROM entities WHERE id = %s", (eid,)).rowcount
             conn.execute("DELETE FROM entity_merges WHERE kept = %s OR merged = %s", (eid, eid))
             conn.execute("DELETE FROM entity_splits WHERE entity = %s OR sense = %s", (eid, eid))
+            deleted.append(eid)
             parent = locked.get(eid, (None, None))[1]
             if parent:
                 next_round.add(parent)  # its root may now be left with nothing
         touched_e = next_round
+    # An entity goes only when nothing points at it (members go first), so no chain passed through it;
+    # were one to, the group it left would resolve as roots() now says (to the id no longer stored).
+    sql = "SELECT DISTINCT root FROM entities WHERE root = ANY(%s) OR merged_into = ANY(%s)"
+    groups = [r[0] for r in conn.execute(sql, (deleted, deleted))] if deleted else []
+    if groups:
+        reroot(conn, groups)
     unused = [r[0] for r in conn.execute(
         f"SELECT name FROM relations r WHERE NOT EXISTS (SELECT 1 FROM triplets t WHERE t.relation = r.name)"
         f" ORDER BY name {C} FOR UPDATE"

@@ -5,8 +5,9 @@ triplets, entity descriptions, items, links}. Tables (created with ``IF NOT EXIS
 version is a row of ``schema_versions``):
 
 - ``entities``: id, canonical name, key, type, aliases (JSON: the surfaces of its own mentions),
-  description, embedding (float32 blob, optional), ``merged_into`` (entity resolution; merges are
-  resolved when read, so :meth:`GraphStore.unmerge` only clears the pointer);
+  description, embedding (float32 blob, optional: the name's, for query linking), ``merged_into``
+  (entity resolution: a pointer, so :meth:`GraphStore.unmerge` only clears it) and ``root`` (where
+  the pointers lead now, kept by the transaction that moves one; see :mod:`omnimem.stores.graph_schema`);
 - ``relations``: relation phrases;
 - ``triplets``: id (content hash of head id, relation, tail id), head, relation, tail, sentence,
   confidence, bi-temporal times (valid_from / valid_to, recorded_at / retired_at);
@@ -26,7 +27,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -46,7 +47,9 @@ from omnimem.stores.graph_schema import (
     sense_id,
     triplet_id,
 )
-from omnimem.stores.sqlite_moves import move_entity_rows
+from omnimem.stores.sqlite_moves import chunks as _chunks
+from omnimem.stores.sqlite_moves import delete_links, migrate_roots, move_entity_rows, reroot
+from omnimem.stores.sqlite_moves import marks as _marks
 from omnimem.types import concept_key, utc_now
 
 if TYPE_CHECKING:
@@ -69,17 +72,6 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 _COMPONENT = "graph"
-_CHUNK = 500  # ids per IN (...) clause
-
-
-def _chunks(ids: Sequence[str]) -> Iterator[list[str]]:
-    ids = list(dict.fromkeys(ids))
-    for start in range(0, len(ids), _CHUNK):
-        yield ids[start : start + _CHUNK]
-
-
-def _marks(chunk: Sequence[Any]) -> str:
-    return ", ".join("?" * len(chunk))
 
 
 class SQLiteGraphStore:
@@ -103,6 +95,7 @@ class SQLiteGraphStore:
             for statement in SCHEMA_SQL.split(";"):
                 if statement.strip():
                     conn.execute(statement)
+            migrate_roots(conn)  # version 3: entities.root, computed for older rows
             conn.execute(
                 "INSERT OR REPLACE INTO schema_versions (component, version) VALUES (?, ?)",
                 (_COMPONENT, GRAPH_SCHEMA_VERSION),
@@ -170,8 +163,8 @@ class SQLiteGraphStore:
                         )
                 else:
                     conn.execute(
-                        "INSERT INTO entities (id, name, key, type, aliases, description, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                        (e.id, e.name, concept_key(e.name), e.type, json.dumps(list(dict.fromkeys(e.aliases)), ensure_ascii=False), e.description, now),
+                        "INSERT INTO entities (id, name, key, type, aliases, description, created_at, root) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                        (e.id, e.name, concept_key(e.name), e.type, json.dumps(list(dict.fromkeys(e.aliases)), ensure_ascii=False), e.description, now, e.id),
                     )  # fmt: skip
                     counts["entities"] += 1
             for m in mentions:
@@ -219,47 +212,43 @@ class SQLiteGraphStore:
 
     # -- reads ---------------------------------------------------------------------------------
     def roots(self) -> dict[str, str]:
-        """Merged entity id -> the entity it resolves to now (chains followed)."""
-        parent = dict(self._read("SELECT id, merged_into FROM entities WHERE merged_into IS NOT NULL"))
-        out = {}
-        for eid in parent:
-            root, seen = eid, set()
-            while root in parent and root not in seen:
-                seen.add(root)
-                root = parent[root]
-            out[eid] = root
-        return out
+        """Merged entity id -> the entity it resolves to now (every merged entity: for jobs and export)."""
+        return dict(self._read("SELECT id, root FROM entities WHERE merged_into IS NOT NULL ORDER BY rowid"))
+
+    def roots_of(self, entity_ids: Sequence[str]) -> dict[str, str]:
+        """Each stored id of ``entity_ids`` -> the entity it resolves to now (itself when not merged)."""
+        return dict(self._read_in("SELECT id, root FROM entities WHERE id IN ({in_})", entity_ids))
 
     def canonical(self, entity_id: str) -> str:
-        return self.roots().get(entity_id, entity_id)
+        return self.roots_of([entity_id]).get(entity_id, entity_id)
 
     def members(self, entity_ids: Sequence[str]) -> dict[str, list[str]]:
         """Each root id -> itself plus the ids merged into it."""
-        roots = self.roots()
         out = {e: [e] for e in entity_ids}
-        for eid, root in roots.items():
-            if root in out:
-                out[root].append(eid)
+        sql = "SELECT root, id FROM entities WHERE root IN ({in_}) AND id != root ORDER BY rowid"
+        for root, eid in self._read_in(sql, list(out)):
+            out[root].append(eid)
         return out
 
     def entities(self, ids: Sequence[str] | None = None, *, include_merged: bool = False) -> list[EntityRow]:
         """Entity rows (roots only unless ``include_merged``); a root's aliases include its members'."""
-        cols = "id, name, type, aliases, description, merged_into"
+        cols = "id, name, type, aliases, description, merged_into, root"
         if ids is None:
             rows = self._read(f"SELECT {cols} FROM entities ORDER BY rowid")
+            members = self._read("SELECT root, aliases FROM entities WHERE merged_into IS NOT NULL ORDER BY rowid")
         else:
             rows = self._read_in(f"SELECT {cols} FROM entities WHERE id IN ({{in_}})", ids)
-        roots = self.roots()
+            sql = "SELECT root, aliases FROM entities WHERE root IN ({in_}) AND id != root ORDER BY rowid"
+            members = self._read_in(sql, [r[0] for r in rows if r[5] is None])
         extra: dict[str, list[str]] = {}
-        if roots:
-            for eid, aliases in self._read_in("SELECT id, aliases FROM entities WHERE id IN ({in_})", list(roots)):
-                extra.setdefault(roots[eid], []).extend(json.loads(aliases))
+        for root, aliases in members:
+            extra.setdefault(root, []).extend(json.loads(aliases))
         out = []
-        for eid, name, type_, aliases, desc, merged_into in rows:
+        for eid, name, type_, aliases, desc, merged_into, root in rows:
             if merged_into and not include_merged:
                 continue
-            all_aliases = tuple(dict.fromkeys(json.loads(aliases) + extra.get(eid, [])))
-            out.append(EntityRow(eid, name, type_, all_aliases, desc, roots.get(eid) if merged_into else None))
+            own = json.loads(aliases) + ([] if merged_into else extra.get(eid, []))
+            out.append(EntityRow(eid, name, type_, tuple(dict.fromkeys(own)), desc, root if merged_into else None))
         return out
 
     def get_entity(self, entity_id: str) -> EntityRow:
@@ -270,9 +259,9 @@ class SQLiteGraphStore:
 
     def find_entities(self, name: str) -> list[EntityRow]:
         """Roots of the entities whose key equals ``name``'s (any type)."""
-        ids = [r[0] for r in self._read("SELECT id FROM entities WHERE key = ?", (concept_key(name),))]
-        roots = self.roots()
-        return self.entities(list(dict.fromkeys(roots.get(i, i) for i in ids)))
+        rows = self._read("SELECT root FROM entities WHERE key = ? ORDER BY rowid", (concept_key(name),))
+        roots = [r[0] for r in rows]
+        return self.entities(list(dict.fromkeys(roots)))
 
     def embeddings(self, entity_ids: Sequence[str]) -> dict[str, np.ndarray]:
         rows = self._read_in(
@@ -358,14 +347,16 @@ class SQLiteGraphStore:
         """Root entity ids within ``hops`` triplet edges of ``entity_ids`` (in SQL, no full load)."""
         if hops < 0:
             raise ConfigError(f"hops must be >= 0, got {hops}")
-        roots = self.roots()
+        roots = self.roots_of(entity_ids)
         frontier = {roots.get(e, e) for e in entity_ids}
         seen = set(frontier)
         for _ in range(hops):
             expanded = [m for ms in self.members(list(frontier)).values() for m in ms]
             rows = self._read_in("SELECT head, tail FROM triplets WHERE head IN ({in_})", expanded)
             rows += self._read_in("SELECT head, tail FROM triplets WHERE tail IN ({in_})", expanded)
-            frontier = {roots.get(x, x) for r in rows for x in r} - seen
+            ends = {x for r in rows for x in r}
+            roots = self.roots_of(list(ends))
+            frontier = {roots.get(x, x) for x in ends} - seen
             seen |= frontier
             if not frontier:
                 break
@@ -449,13 +440,16 @@ class SQLiteGraphStore:
         """Resolve ``merged`` to ``kept`` (logged, reversible with :meth:`unmerge`)."""
         now = utc_now()
         with self.store.transaction() as conn:  # roots read under the write lock: no merge lost to a race
-            kept, merged_root = self.canonical(kept), self.canonical(merged)
-            if kept == merged_root:
-                raise ConfigError(f"{merged} already resolves to {kept}; nothing to merge")
+            found = dict(conn.execute("SELECT id, root FROM entities WHERE id IN (?, ?)", (kept, merged)).fetchall())
+            root, merged_root = found.get(kept, kept), found.get(merged, merged)
+            if root == merged_root:
+                raise ConfigError(f"{merged} already resolves to {root}; nothing to merge")
             for eid in (kept, merged):
-                if conn.execute("SELECT 1 FROM entities WHERE id = ?", (eid,)).fetchone() is None:
+                if eid not in found:
                     raise NotFound(f"no entity with id {eid!r}")
+            kept = root
             conn.execute("UPDATE entities SET merged_into = ? WHERE id = ?", (kept, merged_root))
+            conn.execute("UPDATE entities SET root = ? WHERE root = ?", (kept, merged_root))  # its whole group
             cursor = conn.execute(
                 "INSERT INTO entity_merges (kept, merged, reason, scores, created_at) VALUES (?, ?, ?, ?, ?)",
                 (kept, merged_root, reason, json.dumps(scores or {}, sort_keys=True), now),
@@ -466,10 +460,11 @@ class SQLiteGraphStore:
     def unmerge(self, merged: str) -> None:
         """Undo the merge of ``merged``: it is its own entity again (its own members follow it)."""
         with self.store.transaction() as conn:
-            row = conn.execute("SELECT merged_into FROM entities WHERE id = ?", (merged,)).fetchone()
+            row = conn.execute("SELECT merged_into, root FROM entities WHERE id = ?", (merged,)).fetchone()
             if row is None or row[0] is None:
                 raise NotFound(f"entity {merged!r} is not merged into another; see merges() for the log")
             conn.execute("UPDATE entities SET merged_into = NULL WHERE id = ?", (merged,))
+            reroot(conn, [row[1]])  # it and the entities resolving through it leave its old root
             conn.execute(
                 "UPDATE entity_merges SET undone_at = ? WHERE merged = ? AND undone_at IS NULL", (utc_now(), merged)
             )
@@ -497,9 +492,10 @@ class SQLiteGraphStore:
                 raise NotFound(f"no entity with id {entity!r}")
             n = conn.execute("SELECT count(*) FROM entity_splits WHERE entity = ?", (entity,)).fetchone()[0]
             sense = sense_id(entity, n + 1)
-            conn.execute(
-                "INSERT INTO entities (id, name, key, type, aliases, created_at) VALUES (?, ?, ?, ?, '[]', ?)",
-                (sense, *row, now),
+            conn.execute(  # its own root; the same name, so the same name embedding
+                "INSERT INTO entities (id, name, key, type, aliases, embedding, created_at, root)"
+                " SELECT ?, name, key, type, '[]', embedding, ?, ? FROM entities WHERE id = ?",
+                (sense, now, sense, entity),
             )
             if not move_entity_rows(conn, entity, sense, set(item_ids)):
                 raise ConfigError(
@@ -523,7 +519,9 @@ class SQLiteGraphStore:
                 raise NotFound(f"{sense!r} is not the sense of an active split; see splits() for the log")
             split, entity = row
             move_entity_rows(conn, sense, entity, None)
+            (old_root,) = conn.execute("SELECT root FROM entities WHERE id = ?", (sense,)).fetchone()
             conn.execute("UPDATE entities SET merged_into = ? WHERE id = ?", (entity, sense))
+            reroot(conn, [old_root])  # the sense and what resolved to it now resolve to the entity
             conn.execute(
                 "INSERT INTO entity_merges (kept, merged, reason, scores, created_at) VALUES (?, ?, 'undo split', '{}', ?)",
                 (entity, sense, now),
@@ -559,48 +557,5 @@ class SQLiteGraphStore:
         member left is deleted with its merge-log rows; a surviving one's aliases are recomputed from
         its remaining mentions. Relations no triplet uses go too. Returns counts of deleted rows.
         """
-        counts = {"mentions": 0, "sources": 0, "triplets": 0, "entities": 0, "relations": 0}
         with self.store.transaction() as conn:
-            touched_e: set[str] = set()
-            touched_t: set[str] = set()
-            for chunk in _chunks(item_ids):
-                marks = _marks(chunk)
-                touched_e |= {r[0] for r in conn.execute(f"SELECT entity_id FROM mentions WHERE item_id IN ({marks})", chunk)}  # fmt: skip
-                touched_t |= {r[0] for r in conn.execute(f"SELECT triplet_id FROM triplet_sources WHERE item_id IN ({marks})", chunk)}  # fmt: skip
-                counts["mentions"] += conn.execute(f"DELETE FROM mentions WHERE item_id IN ({marks})", chunk).rowcount
-                counts["sources"] += conn.execute(f"DELETE FROM triplet_sources WHERE item_id IN ({marks})", chunk).rowcount  # fmt: skip
-            for tid in touched_t:
-                left = conn.execute(
-                    "SELECT sentence FROM triplet_sources WHERE triplet_id = ? LIMIT 1", (tid,)
-                ).fetchone()
-                row = conn.execute("SELECT head, tail FROM triplets WHERE id = ?", (tid,)).fetchone()
-                if row is None:
-                    continue
-                if left is None:
-                    counts["triplets"] += conn.execute("DELETE FROM triplets WHERE id = ?", (tid,)).rowcount
-                    touched_e.update(row)
-                else:
-                    conn.execute("UPDATE triplets SET sentence = ? WHERE id = ?", (left[0], tid))
-            while touched_e:
-                next_round: set[str] = set()
-                for eid in touched_e:
-                    used = (
-                        conn.execute("SELECT 1 FROM mentions WHERE entity_id = ? LIMIT 1", (eid,)).fetchone()
-                        or conn.execute("SELECT 1 FROM triplets WHERE head = ? OR tail = ? LIMIT 1", (eid, eid)).fetchone()
-                        or conn.execute("SELECT 1 FROM entities WHERE merged_into = ? LIMIT 1", (eid,)).fetchone()
-                    )  # fmt: skip
-                    if used:
-                        surfaces = [r[0] for r in conn.execute("SELECT DISTINCT surface FROM mentions WHERE entity_id = ?", (eid,))]  # fmt: skip
-                        conn.execute("UPDATE entities SET aliases = ? WHERE id = ?", (json.dumps(surfaces, ensure_ascii=False), eid))  # fmt: skip
-                        continue
-                    parent = conn.execute("SELECT merged_into FROM entities WHERE id = ?", (eid,)).fetchone()
-                    counts["entities"] += conn.execute("DELETE FROM entities WHERE id = ?", (eid,)).rowcount
-                    conn.execute("DELETE FROM entity_merges WHERE kept = ? OR merged = ?", (eid, eid))
-                    conn.execute("DELETE FROM entity_splits WHERE entity = ? OR sense = ?", (eid, eid))
-                    if parent and parent[0]:
-                        next_round.add(parent[0])  # its root may now be left with nothing
-                touched_e = next_round
-            counts["relations"] = conn.execute(
-                "DELETE FROM relations WHERE NOT EXISTS (SELECT 1 FROM triplets t WHERE t.relation = relations.name)"
-            ).rowcount
-        return counts
+            return delete_links(conn, item_ids)

@@ -68,3 +68,27 @@ def test_musique_passages_build_with_full_coverage(graph, extractor, data_dir):
     assert graph.check_coverage() == []
     graph.delete_item_links([i.id for i in items])
     assert graph.counts() == {"entities": 0, "triplets": 0, "mentions": 0, "relations": 0, "merges": 0, "splits": 0}
+
+
+def test_builder_stores_the_names_of_new_named_entities_once(graph, extractor):
+    from omnimem.encoders.hashing import HashEncoder
+
+    encoder, calls = HashEncoder(32), []
+
+    def embed(texts):
+        calls.append(list(texts))
+        return encoder.encode(list(texts))
+
+    builder = GraphBuilder(graph, extractor, embed=embed)
+    builder.add_items(_items())
+    named = {e.id: e.name for e in graph.entities() if e.type != "CONCEPT"}
+    assert len(calls) == 1 and sorted(calls[0]) == sorted(named.values())  # one batch per add, no concept
+    stored = graph.embeddings(list(named))
+    assert stored.keys() == named.keys()
+    for eid, name in named.items():
+        assert stored[eid] == pytest.approx(encoder.encode([name])[0])
+    builder.add_items(_items(), skip_existing=False)
+    assert len(calls) == 1  # every name already has its vector
+    full, short = graph.find_entities("Barack Obama")[0].id, graph.find_entities("Obama")[0].id
+    graph.merge(full, short, reason="test")
+    assert graph.embeddings([full])[full] == pytest.approx(stored[full])  # the root keeps its own

@@ -49,7 +49,30 @@ def test_a_version_1_file_opens_and_gains_the_split_log(store, graph):
     store.conn.execute("UPDATE schema_versions SET version = 1 WHERE component = 'graph'")
     reopened = SQLiteGraphStore(store)
     assert reopened.splits() == [] and reopened.counts()["triplets"] == 1
-    assert store.conn.execute("SELECT version FROM schema_versions WHERE component = 'graph'").fetchone() == (2,)
+    assert store.conn.execute("SELECT version FROM schema_versions WHERE component = 'graph'").fetchone() == (
+        GRAPH_SCHEMA_VERSION,
+    )
+
+
+def _as_version_2(store) -> None:
+    """The file as graph schema 2 left it: no root column, its index or its trigger."""
+    store.conn.execute("DROP TRIGGER entities_root_on_insert")
+    store.conn.execute("DROP INDEX entities_root")
+    store.conn.execute("ALTER TABLE entities DROP COLUMN root")
+    store.conn.execute("UPDATE schema_versions SET version = 2 WHERE component = 'graph'")
+
+
+def test_a_version_2_file_gains_roots_computed_from_its_merge_pointers(store, graph):
+    for name in ("Alice", "Alicia", "Ally", "Bob"):
+        graph.write([EntityRow.make(name, "PERSON", [name])])
+    a, b, c, d = (EntityRow.make(n, "PERSON").id for n in ("Alice", "Alicia", "Ally", "Bob"))
+    graph.merge(b, c, reason="test")
+    graph.merge(a, b, reason="test")  # a chain: c -> b -> a
+    _as_version_2(store)
+    reopened = SQLiteGraphStore(store)
+    assert reopened.roots_of([a, b, c, d, "missing"]) == {a: a, b: a, c: a, d: d}
+    assert reopened.members([a, d]) == {a: [a, b, c], d: [d]}
+    assert store.conn.execute("SELECT version FROM schema_versions WHERE component = 'graph'").fetchone() == (3,)
 
 
 def test_newer_graph_schema_is_refused(store, graph):

@@ -70,6 +70,17 @@ def test_report_counts_and_idempotent(bare_mem):
     assert stats["triplets"] == counts["triplets"]
 
 
+def test_the_fast_job_stores_the_names_of_named_entities(bare_mem):
+    mem = bare_mem
+    _add(mem)
+    build_graph(mem, resolve=False)
+    named = {e.id: e.name for e in mem.graph.entities() if e.type != "CONCEPT"}
+    stored = mem.graph.embeddings([e.id for e in mem.graph.entities()])
+    assert named and stored.keys() == named.keys()  # names, not concepts: what query linking compares
+    for eid, name in named.items():
+        assert stored[eid] == pytest.approx(mem.encoder.encode([name])[0])
+
+
 def test_items_extracted_on_add_are_not_read_again(tmp_path, hash_encoder):
     with _open(tmp_path / "m", hash_encoder, extract_on_add=True) as mem:
         _add(mem)

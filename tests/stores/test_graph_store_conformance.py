@@ -426,6 +426,143 @@ def test_privacy_delete_removes_a_sense_and_its_log(graph):
     assert "pie" not in json.dumps(_dump(graph), default=str)
 
 
+# -- maintained roots: what each entity resolves to, kept by every move of a pointer -----------------
+def _check_roots(graph: GraphStore) -> dict[str, str]:
+    """``roots_of``, ``roots``, ``canonical`` and ``members`` agree, for every entity, with the roots
+    computed from scratch over the ``merged_into`` pointers; returns those roots."""
+    read, _ = _sql(graph)
+    pointer = dict(read("SELECT id, merged_into FROM entities"))
+    expected = dict.fromkeys(pointer)
+    for eid in pointer:
+        x = eid
+        while pointer.get(x) is not None:  # no cycle: merge() refuses one
+            x = pointer[x]
+        expected[eid] = x
+    assert graph.roots_of([*pointer, "missing"]) == expected
+    assert graph.roots() == {e: r for e, r in expected.items() if pointer[e] is not None}
+    assert {e: graph.canonical(e) for e in pointer} == expected
+    group = {e: {x for x, r in expected.items() if r == e} or {e} for e in pointer}  # a merged id: only itself
+    assert {r: set(ms) for r, ms in graph.members([*pointer]).items()} == group
+    rows = {e.id: e for e in graph.entities(list(pointer), include_merged=True)}
+    assert {e: rows[e].merged_into or e for e in pointer} == expected
+    return expected
+
+
+def _before_roots(graph: GraphStore) -> GraphStore:
+    """The tables as the schema before roots left them (no column, index or trigger), reopened."""
+    _, execute = _sql(graph)
+    if isinstance(graph, SQLiteGraphStore):
+        downgrade = ["DROP TRIGGER entities_root_on_insert", "DROP INDEX entities_root", "ALTER TABLE entities DROP COLUMN root", "UPDATE schema_versions SET version = 2 WHERE component = 'graph'"]  # fmt: skip
+    else:
+        downgrade = [
+            "DROP TRIGGER entities_root_before ON entities", "DROP TRIGGER entities_root_after ON entities",
+            "DROP FUNCTION entities_root_before_insert", "DROP FUNCTION entities_root_after_insert",
+            "ALTER TABLE entities DROP COLUMN root", "UPDATE schema_versions SET version = 1 WHERE component = 'graph'",
+        ]  # fmt: skip
+    for sql in downgrade:
+        execute(sql)
+    return type(graph)(graph.store)
+
+
+def test_an_older_schema_gains_roots_computed_from_its_pointers(graph):
+    names = ("Alice", "Alicia", "Ally", "Bob")
+    for name in names:
+        graph.write([EntityRow.make(name, "PERSON", [name])])
+    a, b, c, d = (entity_id(n, "PERSON") for n in names)
+    graph.merge(b, c, reason="test")
+    graph.merge(a, b, reason="test")  # c -> b -> a
+    graph = _before_roots(graph)
+    assert _check_roots(graph) == {a: a, b: a, c: a, d: d}
+    graph.unmerge(b)  # kept from then on
+    assert _check_roots(graph) == {a: a, b: b, c: b, d: d}
+
+
+def test_rows_copied_without_roots_resolve_whatever_the_order(graph):
+    """A memory copied table by table (``omnimem migrate``) inserts entities without their root: each
+    takes the root its chain leads to, whichever row of the chain comes first."""
+    _, execute = _sql(graph)
+    for eid, parent in [("c", "b"), ("a", None), ("d", "c"), ("b", "a"), ("e", None)]:  # d -> c -> b -> a; e
+        into = f"'{parent}'" if parent else "NULL"
+        execute(f"INSERT INTO entities (id, name, key, type, merged_into, created_at) VALUES ('{eid}', '{eid}', '{eid}', 'PERSON', {into}, '')")  # fmt: skip
+    assert _check_roots(graph) == {"a": "a", "b": "a", "c": "a", "d": "a", "e": "e"}
+
+
+def test_roots_follow_merges_chained_merges_and_unmerges(graph):
+    names = ("Alice", "Alicia", "Ally", "Bob", "Bobby", "Rob")
+    for name in names:
+        graph.write([EntityRow.make(name, "PERSON", [name])])
+    a, b, c, d, e, f = (entity_id(n, "PERSON") for n in names)
+    assert _check_roots(graph) == {x: x for x in (a, b, c, d, e, f)}
+    graph.merge(b, c, reason="test")  # c -> b
+    assert _check_roots(graph)[c] == b
+    graph.merge(a, c, reason="test")  # c's root b -> a: the chain c -> b -> a
+    assert _check_roots(graph)[c] == a
+    graph.merge(e, f, reason="test")
+    graph.merge(d, e, reason="test")  # f -> e -> d
+    graph.merge(f, b, reason="test")  # b's root a -> f's root d: both groups are one
+    roots = _check_roots(graph)
+    assert {x for x, r in roots.items() if r == d} == {a, b, c, d, e, f}
+    assert set(graph.get_entity(d).aliases) == set(names)
+    graph.unmerge(b)  # b and c (which resolves through b) leave d; a stays: it is merged into d
+    roots = _check_roots(graph)
+    assert roots[b] == roots[c] == b and roots[a] == d
+    graph.unmerge(e)  # e and f leave d: f -> e
+    assert _check_roots(graph)[f] == e
+    graph.merge(c, e, reason="test")  # a merge by a member id goes to its root
+    assert _check_roots(graph)[f] == b
+
+
+def test_roots_follow_splits_and_unsplits(graph):
+    _jordan_graph(graph)
+    mj = EntityRow.make("MJ", "PERSON", ["MJ"])
+    graph.write([mj], [MentionRow(mj.id, "item-5", "MJ", 0, 2, "MJ dunked.")])
+    graph.merge(JORDAN, mj.id, reason="test")  # MJ -> Jordan
+    split = graph.split(JORDAN, ["item-3", "item-4"], reason="test")
+    roots = _check_roots(graph)
+    assert roots[split.sense] == split.sense and roots[mj.id] == JORDAN  # a new sense is its own root
+    baker = EntityRow.make("the baker", "PERSON", ["the baker"])
+    graph.write([baker], [MentionRow(baker.id, "item-6", "the baker", 0, 9, "the baker came.")])
+    graph.merge(split.sense, baker.id, reason="test")  # the baker -> the sense
+    mike = EntityRow.make("Michael", "PERSON", ["Michael"])
+    graph.write([mike], [MentionRow(mike.id, "item-7", "Michael", 0, 7, "Michael came.")])
+    graph.merge(mike.id, JORDAN, reason="test")  # Jordan (and MJ) -> Michael
+    assert _check_roots(graph)[baker.id] == split.sense
+    graph.unsplit(split.sense)  # the sense and what resolved to it now resolve to Jordan's root
+    roots = _check_roots(graph)
+    assert roots[split.sense] == roots[baker.id] == roots[JORDAN] == roots[mj.id] == mike.id
+    assert graph.check_coverage() == []
+
+
+def test_roots_after_a_privacy_delete_in_the_middle_of_a_merge_chain(graph):
+    _fact(graph, "Ann", "own", "boat", "item-1")
+    _fact(graph, "Annie", "sail", "boat", "item-2")
+    _fact(graph, "Anna", "paint", "boat", "item-3")
+    a, b, c = (entity_id(n, "PERSON") for n in ("Ann", "Annie", "Anna"))
+    graph.merge(b, a, reason="test")
+    graph.merge(c, b, reason="test")  # a -> b -> c
+    graph.delete_item_links(["item-2"])  # the middle loses its evidence, but a still resolves through it
+    roots = _check_roots(graph)
+    assert roots[a] == roots[b] == c and {m.item_id for m in graph.mentions(entity_ids=[b])} == set()
+    graph.delete_item_links(["item-1"])  # a goes, then b with nothing left pointing at it
+    roots = _check_roots(graph)
+    assert a not in roots and b not in roots and roots[c] == c
+    assert graph.members([c]) == {c: [c]} and graph.merges(include_undone=True) == []
+    assert graph.get_entity(c).aliases == ("Anna",)
+
+
+def test_roots_after_a_privacy_delete_of_a_chain_at_once(graph):
+    for n, name in enumerate(("Ann", "Annie", "Anna", "Anne")):
+        _fact(graph, name, "own", "boat", f"item-{n}")
+    a, b, c, d = (entity_id(n, "PERSON") for n in ("Ann", "Annie", "Anna", "Anne"))
+    graph.merge(b, a, reason="test")
+    graph.merge(c, b, reason="test")
+    graph.merge(d, c, reason="test")  # a -> b -> c -> d
+    graph.delete_item_links(["item-1", "item-2"])  # the two in the middle: both still carry a's chain
+    assert _check_roots(graph)[a] == d
+    graph.delete_item_links(["item-0", "item-3"])
+    assert all(not rows for rows in _dump(graph).values())
+
+
 # -- the graph layer over each backend: extraction, senses, resolution -------------------------------
 PLAYER = [
     "Jordan won six NBA championships with the Bulls and was the league's best scorer.",

@@ -43,6 +43,9 @@ def main(argv: list[str] | None = None) -> int:
         command.add_argument(
             "--backend", help="build the memory in this postgresql:// database (default: a temp folder)"
         )
+        command.add_argument(
+            "--folds", action="store_true", help="choose search settings on one half, report on the other, both ways"
+        )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     try:
@@ -54,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
 
             result = evaluate_locomo(
                 args.data, ks=args.k, encoder=encoder, limit=args.limit, grasp=args.grasp, ablation=args.ablation,
-                budget=args.budget, questions=args.questions, backend=args.backend,
+                budget=args.budget, questions=args.questions, backend=args.backend, folds=args.folds,
             )  # fmt: skip
         else:
             from omnimem.eval.musique import evaluate_musique, format_report
@@ -62,6 +65,7 @@ def main(argv: list[str] | None = None) -> int:
             result = evaluate_musique(
                 args.qa, args.corpus, ks=args.k, encoder=encoder, limit=args.limit, grasp=args.grasp,
                 ablation=args.ablation, budget=args.budget, question_corpus=args.question_corpus, backend=args.backend,
+                folds=args.folds,
             )  # fmt: skip
     except OmnimemError as e:
         print(f"error: {e}", file=sys.stderr)

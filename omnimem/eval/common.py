@@ -10,10 +10,19 @@ from pathlib import Path
 
 from omnimem.errors import ConfigError
 
-__all__ = ["SYSTEMS", "Tally", "recalls_at", "percentile", "scratch_memory"]
+__all__ = ["SYSTEMS", "BASELINES", "Tally", "recalls_at", "percentile", "scratch_memory"]
 
-# name -> the retrievers Memory.search uses; "hybrid" is omnimem's own search.
-SYSTEMS = {"hybrid": ("dense", "bm25"), "bm25": ("bm25",), "dense": ("dense",)}
+# name -> (the retrievers Memory.search uses, session-neighbour smoothing); "hybrid" is omnimem's own
+# search. Smoothing is a context trick any retriever could use: the "+neighbours" baselines show how much
+# of the hybrid's gain is the fusion's own.
+SYSTEMS: dict[str, tuple[tuple[str, ...], bool]] = {
+    "hybrid": (("dense", "bm25"), True),
+    "bm25": (("bm25",), False),
+    "dense": (("dense",), False),
+    "bm25+neighbours": (("bm25",), True),
+    "dense+neighbours": (("dense",), True),
+}
+BASELINES = (("omnimem hybrid", ""), ("BM25 only", "bm25_"), ("dense only", "dense_"), ("BM25 + neighbours", "bm25+neighbours_"), ("dense + neighbours", "dense+neighbours_"))  # fmt: skip
 
 
 def recalls_at(system: str, found: Sequence[str], gold: Sequence[str], ks: Sequence[int]) -> dict[str, float]:

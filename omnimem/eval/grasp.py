@@ -2,8 +2,9 @@
 
 For each question GRASP ranks once (:func:`~omnimem.retrieval.pipeline.grasp_rank`) and packs the
 ranking into the token budget (:func:`~omnimem.retrieval.pipeline.pack_context`). Reported per system:
-``<system>_recall@k`` of the ranking, ``<system>_context_recall`` (the share of gold evidence inside
-the packed context, what the model actually sees) and ``<system>_tokens`` (the context's tokens).
+``<system>_recall@k`` of the ranking, ``<system>_context_recall`` (the share of gold evidence whose text
+is inside the packed context, what the model actually sees), ``<system>_context_recall_with_facts``
+(counting a packed fact's source items as seen too) and ``<system>_tokens`` (the context's tokens).
 With ``ablation``, every stage of :data:`~omnimem.retrieval.context.STAGES` that is on by default is
 switched off in turn (system ``grasp-no-<stage>``), and every stage off by default is switched on
 (``grasp+<stage>``), the rest as configured.
@@ -63,10 +64,12 @@ def run_grasp(
         items = {i.id: i for i in mem.store.get([f.id for f in ranking.items]) if i is not None}
         ranked = [key_of(items[f.id]) for f in ranking.items if f.id in items]
         out.update(recalls_at(name, ranked, gold, ks))
+        # what the model is shown: only items whose text is in the packed context count ...
         packed = {key_of(i) for i in mem.store.get(context.item_ids()) if i is not None}
-        # facts count for the items they were read from
-        packed |= {key_of(i) for f in context.facts for i in mem.store.get(list(f.item_ids)) if i is not None}
         out[f"{name}_context_recall"] = len(packed & set(gold)) / len(gold)
+        # ... and, separately, counting a fact's source items as seen (the model gets only the triplet)
+        packed |= {key_of(i) for f in context.facts for i in mem.store.get(list(f.item_ids)) if i is not None}
+        out[f"{name}_context_recall_with_facts"] = len(packed & set(gold)) / len(gold)
         out[f"{name}_tokens"] = float(context.tokens)
     return out
 

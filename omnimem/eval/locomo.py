@@ -19,8 +19,10 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+from omnimem.config import SearchConfig
 from omnimem.errors import CorruptInput
-from omnimem.eval.common import SYSTEMS, Tally, percentile, recalls_at, scratch_memory
+from omnimem.eval.common import BASELINES, SYSTEMS, Tally, percentile, recalls_at, scratch_memory
+from omnimem.eval.folds import fold_lines, fold_report, score_grid
 from omnimem.eval.grasp import GraspTimer, grasp_lines, grasp_systems, run_grasp
 from omnimem.memory import Memory
 from omnimem.retrieval.context import estimate_tokens
@@ -94,7 +96,7 @@ def parse_evidence(evidence: Sequence[Any], known: set[str]) -> list[str]:
 def evaluate_locomo(
     path: str | Path, *, ks: Sequence[int] = (5, 10), encoder: Any = None, workdir: str | Path | None = None,
     limit: int | None = None, grasp: bool = False, ablation: bool = False, budget: int = 1024,
-    questions: int | None = None, backend: str | None = None,
+    questions: int | None = None, backend: str | None = None, folds: bool = False,
 ) -> dict[str, Any]:  # fmt: skip
     """Run the evaluation; returns a dict with overall / per-category recall for every system.
 
@@ -105,14 +107,19 @@ def evaluate_locomo(
     and ``grasp_query_ms_p50`` (see :mod:`omnimem.eval.grasp`). ``questions``: only the first N
     questions of each conversation (a quick run). ``backend``: build the memories in a PostgreSQL
     database (``postgresql://...``; a schema per conversation, dropped after) instead of a temporary folder.
+    Also ``without_adversarial`` (the means without category 5, as most published systems report),
+    ``skipped_questions`` (no parsable evidence) and, with ``folds`` (two conversations or more), the
+    held-out search settings of :mod:`omnimem.eval.folds` (conversations alternate between two folds).
+    Episode summaries are refreshed after ingest, as a user's memory would have them.
     """
     systems = grasp_systems(grasp, ablation)
     timer = GraspTimer()
     started = time.perf_counter()
     samples = load_locomo(path)[:limit] if limit else load_locomo(path)
     kmax = max(ks)
-    overall, by_cat = Tally(), defaultdict(Tally)
-    ingest_s, query_times, turns_total = 0.0, [], 0
+    overall, by_cat, no_adversarial = Tally(), defaultdict(Tally), Tally()
+    ingest_s, query_times, turns_total, skipped = 0.0, [], 0, 0
+    fold_rows: list[tuple[int, dict[str, float]]] = []
     with tempfile.TemporaryDirectory(dir=workdir) as tmp:
         for n, sample in enumerate(samples):
             t0 = time.perf_counter()
@@ -123,18 +130,21 @@ def evaluate_locomo(
                     known.update(t["metadata"]["dia_id"] for t in turns)
                     turns_total += len(turns)
                 encoder = mem.encoder  # reuse the loaded model for the next conversation
+                mem.episodic.refresh()  # summaries as a user's memory has them (consolidation writes them)
                 ingest_s += time.perf_counter() - t0
                 full_tokens = float(sum(estimate_tokens(_prompt_text(i)) for i in mem.store.get(list(mem.store.ids()))))
                 for qa in sample.get("qa", [])[:questions]:
                     gold = parse_evidence(qa.get("evidence", []), known)
                     if not gold:
+                        skipped += 1
                         continue
                     recalls: dict[str, float] = {}
-                    for system, retrievers in SYSTEMS.items():
+                    if folds:
+                        grid = score_grid(mem, str(qa["question"]), gold, kmax, lambda h: h.metadata.get("dia_id"))
+                        fold_rows.append((n % 2, grid))
+                    for system, (retrievers, smooth) in SYSTEMS.items():
                         q0 = time.perf_counter()
-                        hits = mem.search(
-                            str(qa["question"]), k=kmax, retrievers=retrievers, neighbours=system == "hybrid"
-                        )
+                        hits = mem.search(str(qa["question"]), k=kmax, retrievers=retrievers, neighbours=smooth)
                         if system == "hybrid":
                             query_times.append(time.perf_counter() - q0)
                         recalls.update(recalls_at(system, [h.metadata.get("dia_id") for h in hits], gold, ks))
@@ -153,9 +163,16 @@ def evaluate_locomo(
                         )
                         recalls["full_tokens"] = full_tokens
                     overall.add(recalls)
-                    by_cat[CATEGORIES.get(qa.get("category"), str(qa.get("category")))].add(recalls)
+                    category = CATEGORIES.get(qa.get("category"), str(qa.get("category")))
+                    by_cat[category].add(recalls)
+                    if category != "adversarial":
+                        no_adversarial.add(recalls)
     result: dict[str, Any] = dict(overall.means())
     result["by_category"] = {cat: {**t.means(), "questions": t.count} for cat, t in sorted(by_cat.items())}
+    result["without_adversarial"] = {**no_adversarial.means(), "questions": no_adversarial.count}
+    result["skipped_questions"] = skipped
+    if folds and len(samples) >= 2 and fold_rows:
+        result["folds"] = fold_report(fold_rows, SearchConfig(), kmax)
     result.update(
         questions=overall.count, conversations=len(samples), turns=turns_total,
         ingest_seconds=round(ingest_s, 2),
@@ -176,9 +193,15 @@ def format_report(result: dict[str, Any], ks: Sequence[int]) -> str:
     lines = [f"LoCoMo evidence recall: {result['questions']} questions, {result['conversations']} conversations"]
     header = "".join(f"{f'@{k}':>9}" for k in ks)
     lines.append(f"{'system':<22}{header}")
-    for name, prefix in (("omnimem hybrid", ""), ("BM25 only", "bm25_"), ("dense only", "dense_")):
+    for name, prefix in BASELINES:
         lines.append(f"{name:<22}" + "".join(f"{result[f'{prefix}recall@{k}']:>9.3f}" for k in ks))
     lines += grasp_lines(result, ks)
+    plain = result["without_adversarial"]
+    lines.append(
+        f"{'hybrid w/o adversarial':<22}" + "".join(f"{plain.get(f'recall@{k}', 0.0):>9.3f}" for k in ks)
+        + f"   ({plain['questions']} questions; {result['skipped_questions']} skipped without parsable evidence)"
+    )  # fmt: skip
+    lines += fold_lines(result.get("folds"))
     systems = [("hybrid", "")] + ([("grasp", "grasp_")] if "grasp_recall@" + str(ks[0]) in result else [])
     for system, prefix in systems:
         lines.append(f"by category ({system}):")

@@ -15,8 +15,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from omnimem.config import SearchConfig
 from omnimem.errors import CorruptInput
-from omnimem.eval.common import SYSTEMS, Tally, percentile, recalls_at, scratch_memory
+from omnimem.eval.common import BASELINES, SYSTEMS, Tally, percentile, recalls_at, scratch_memory
+from omnimem.eval.folds import fold_lines, fold_report, score_grid
 from omnimem.eval.grasp import GraspTimer, grasp_lines, grasp_systems, run_grasp
 from omnimem.memory import Memory
 from omnimem.retrieval.context import estimate_tokens
@@ -50,13 +52,15 @@ def _key(title: str, text: str) -> str:
 def evaluate_musique(
     qa_path: str | Path, corpus_path: str | Path, *, ks: Sequence[int] = (2, 5), encoder: Any = None,
     workdir: str | Path | None = None, limit: int | None = None, grasp: bool = False, ablation: bool = False,
-    budget: int = 1024, question_corpus: bool = False, backend: str | None = None,
+    budget: int = 1024, question_corpus: bool = False, backend: str | None = None, folds: bool = False,
 ) -> dict[str, Any]:  # fmt: skip
     """Run the evaluation; returns overall recall for every system plus sizes and timings.
 
     ``grasp`` / ``ablation`` / ``budget``: as in :func:`omnimem.eval.locomo.evaluate_locomo`; the full
     context of a question is its own 20 paragraphs (MuSiQue's distractor setting). ``question_corpus``:
     the memory holds only the selected questions' paragraphs instead of the whole corpus (a quick run).
+    ``folds``: held-out search settings (:mod:`omnimem.eval.folds`), the questions alternating between
+    two folds. ``skipped_questions``: questions without a supporting paragraph.
     """
     started = time.perf_counter()
     questions, corpus = load_musique(qa_path, corpus_path)
@@ -66,7 +70,8 @@ def evaluate_musique(
     systems = grasp_systems(grasp, ablation)
     timer = GraspTimer()
     kmax = max(ks)
-    tally, query_times = Tally(), []
+    tally, query_times, skipped = Tally(), [], 0
+    fold_rows: list[tuple[int, dict[str, float]]] = []
     with (
         tempfile.TemporaryDirectory(dir=workdir) as tmp,
         scratch_memory(tmp, "musique", backend) as target,
@@ -81,14 +86,18 @@ def evaluate_musique(
         for start in range(0, len(items), 256):
             mem.add_items(items[start : start + 256])
         ingest_s = time.perf_counter() - t0
-        for q in questions:
+        for number, q in enumerate(questions):
             gold = [_key(p["title"], p["paragraph_text"]) for p in q["paragraphs"] if p.get("is_supporting")]
             if not gold:
+                skipped += 1
                 continue
             recalls: dict[str, float] = {}
-            for system, retrievers in SYSTEMS.items():
+            if folds:
+                key_of = lambda h: _key(h.metadata.get("title", ""), h.text)  # noqa: E731
+                fold_rows.append((number % 2, score_grid(mem, q["question"], gold, kmax, key_of)))
+            for system, (retrievers, smooth) in SYSTEMS.items():
                 q0 = time.perf_counter()
-                hits = mem.search(q["question"], k=kmax, retrievers=retrievers, neighbours=system == "hybrid")
+                hits = mem.search(q["question"], k=kmax, retrievers=retrievers, neighbours=smooth)
                 if system == "hybrid":
                     query_times.append(time.perf_counter() - q0)
                 found = [_key(h.metadata.get("title", ""), h.text) for h in hits]
@@ -112,8 +121,10 @@ def evaluate_musique(
             tally.add(recalls)
         passages = len(mem)
     result: dict[str, Any] = dict(tally.means())
+    if folds and fold_rows:
+        result["folds"] = fold_report(fold_rows, SearchConfig(), kmax)
     result.update(
-        questions=tally.count, passages=passages, ingest_seconds=round(ingest_s, 2),
+        skipped_questions=skipped, questions=tally.count, passages=passages, ingest_seconds=round(ingest_s, 2),
         query_ms_p50=round(1000 * percentile(query_times, 0.5), 2) if query_times else None,
         seconds=round(time.perf_counter() - started, 2),
     )  # fmt: skip
@@ -125,9 +136,10 @@ def evaluate_musique(
 def format_report(result: dict[str, Any], ks: Sequence[int]) -> str:
     lines = [f"MuSiQue passage recall: {result['questions']} questions over {result['passages']} passages"]
     lines.append(f"{'system':<22}" + "".join(f"{f'@{k}':>9}" for k in ks))
-    for name, prefix in (("omnimem hybrid", ""), ("BM25 only", "bm25_"), ("dense only", "dense_")):
+    for name, prefix in BASELINES:
         lines.append(f"{name:<22}" + "".join(f"{result[f'{prefix}recall@{k}']:>9.3f}" for k in ks))
     lines += grasp_lines(result, ks)
+    lines += fold_lines(result.get("folds"))
     lines.append(
         f"ingest {result['ingest_seconds']} s, query p50 {result['query_ms_p50']} ms, total {result['seconds']} s"
     )

@@ -46,6 +46,7 @@ def test_musique_with_grasp_on_a_quick_corpus(data_dir):
     assert result["questions"] == 3 and result["passages"] == 60
     assert 0.0 <= result["grasp_recall@5"] <= 1.0 and result["grasp_recall@5"] >= result["bm25_recall@5"]
     assert 0 < result["grasp_tokens"] <= 512 < result["full_tokens"]
+    assert result["grasp_context_recall_with_facts"] >= result["grasp_context_recall"]  # facts counted separately
 
 
 @pytest.mark.slow

@@ -69,3 +69,23 @@ def test_bad_file_is_a_clear_error(tmp_path):
         capture_output=True, text=True, timeout=120,
     )  # fmt: skip
     assert out.returncode == 2 and "bad.json" in out.stderr
+
+
+@pytest.mark.slow
+@pytest.mark.data
+def test_folds_baselines_and_the_adversarial_split_are_reported(data_dir):
+    from omnimem.encoders.hashing import HashEncoder
+    from omnimem.eval.folds import GRID
+    from omnimem.eval.locomo import evaluate_locomo
+
+    result = evaluate_locomo(data_dir / "locomo" / "locomo_dev.json", encoder=HashEncoder(64), questions=12, folds=True)
+    for prefix in ("", "bm25_", "dense_", "bm25+neighbours_", "dense+neighbours_"):
+        assert 0.0 <= result[f"{prefix}recall@10"] <= 1.0
+    plain = result["without_adversarial"]
+    assert plain["questions"] == result["questions"] - result["by_category"].get("adversarial", {}).get("questions", 0)
+    assert result["skipped_questions"] >= 0
+    folds = result["folds"]
+    assert [f["reported_on"] for f in folds["folds"]] == [0, 1] and isinstance(folds["agree"], bool)
+    assert len(folds["grid"]["neighbour_weight"]) == len(GRID["neighbour_weight"])
+    for fold in folds["folds"]:  # the setting was chosen on the other fold, so it may lose on this one
+        assert 0.0 <= fold["held_out_recall@10"] <= 1.0 and fold["questions"] > 0

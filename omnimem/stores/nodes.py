@@ -13,13 +13,13 @@ above it in the same transaction.
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
 import sqlite_utils
 
+from omnimem.stores.sqlite_driver import sqlite3
 from omnimem.types import Item, utc_now
 
 __all__ = ["Node", "migration_nodes", "node_keys", "touch_nodes", "clear_summaries", "NODE_COLUMNS", "node_id"]

@@ -8,7 +8,6 @@ a no-op. Vector indexes are derived from the ``vectors`` table (and its change l
 from __future__ import annotations
 
 import logging
-import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -31,6 +30,7 @@ from omnimem.stores.nodes import (
     row_node,
     touch_nodes,
 )
+from omnimem.stores.sqlite_driver import sqlite3
 from omnimem.stores.sqlite_queries import QueryMixin
 from omnimem.stores.sqlite_sql import (
     ITEM_COLUMNS,
@@ -345,7 +345,8 @@ class SQLiteRecordStore(ArchiveMixin, QueryMixin, TransferMixin, VectorsMixin):
         snapshot can keep it from being (retried until ``busy_timeout``), then the next checkpoint
         does it.
         """
-        if not FTS_SECURE_DELETE:
+        secure = self._read("SELECT v FROM items_fts_config WHERE k = 'secure-delete'")
+        if not (FTS_SECURE_DELETE and secure and secure[0][0]):  # this memory's FTS keeps deleted tokens
             with self.transaction() as conn:
                 conn.execute("INSERT INTO items_fts(items_fts) VALUES ('optimize')")
         deadline = time.monotonic() + self.busy_timeout

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import re
-import sqlite3
 from collections.abc import Sequence
 from typing import Any
 
@@ -12,6 +11,7 @@ import numpy as np
 
 from omnimem.errors import ConfigError, CorruptInput, MemoryLocked, StorageError
 from omnimem.stores.base import Filters
+from omnimem.stores.sqlite_driver import sqlite3
 from omnimem.types import Item, utc_now
 
 __all__ = [

@@ -3,7 +3,6 @@ indexes hold), and a log of every change per space so a segmented index replays 
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -12,6 +11,7 @@ import sqlite_utils
 
 from omnimem.errors import ConfigError
 from omnimem.stores.faiss_index import int_id as vector_key
+from omnimem.stores.sqlite_driver import sqlite3
 
 __all__ = ["VectorsMixin", "migration_vector_log", "vector_key"]
 

@@ -156,8 +156,9 @@ def test_a_deleted_item_leaves_no_words_in_summaries(mem):
 
 
 def test_reading_episodes_while_another_process_writes_does_not_wait(tmp_path, hash_encoder):
-    import sqlite3
     import time
+
+    from omnimem.stores.sqlite_driver import sqlite3  # the store's SQLite (one library per process)
 
     config = omnimem.MemoryConfig(store=omnimem.config.StoreConfig(busy_timeout=5))
     with omnimem.Memory.open(tmp_path / "m", encoder=hash_encoder, config=config) as mem:

@@ -167,7 +167,7 @@ def test_forget_leaves_no_trace_in_any_file_or_read_api(tmp_path, hash_encoder, 
 
 
 def test_forget_with_a_reader_holding_the_wal(tmp_path, hash_encoder):
-    import sqlite3
+    from omnimem.stores.sqlite_driver import sqlite3  # the store's SQLite (one library per process)
 
     config = omnimem.MemoryConfig(store=omnimem.config.StoreConfig(busy_timeout=0.3))
     path = tmp_path / "m"
@@ -187,7 +187,7 @@ def test_forget_with_a_reader_holding_the_wal(tmp_path, hash_encoder):
 
 
 def test_access_statistics_never_wait_for_the_write_lock(tmp_path, hash_encoder):
-    import sqlite3
+    from omnimem.stores.sqlite_driver import sqlite3  # the store's SQLite (one library per process)
 
     config = omnimem.MemoryConfig(store=omnimem.config.StoreConfig(busy_timeout=5))
     path = tmp_path / "m"

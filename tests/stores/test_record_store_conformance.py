@@ -4,14 +4,15 @@ PostgreSQL specifics are in test_pg_records.py."""
 
 from __future__ import annotations
 
-import sqlite3
-
 import numpy as np
 import pytest
 
 from omnimem.errors import ConfigError, CorruptInput, NotFound, StorageError
 from omnimem.stores import Filters, RecordStore, SQLiteRecordStore
 from omnimem.stores.sqlite import SCHEMA_VERSION, fts_query
+from omnimem.stores.sqlite_driver import (
+    sqlite3,  # the store's own SQLite: two libraries in one process do not see each other's locks
+)
 from omnimem.types import Item
 
 

@@ -3,14 +3,14 @@
     omnimem add MEMORY TEXT [--speaker S] [--timestamp T] [--session S]
     omnimem search MEMORY QUERY [--k 10] [--json]
     omnimem context MEMORY QUERY [--budget 1024] [--session S ...] [--json]   (the packed GRASP context)
-    omnimem ingest MEMORY PATH [--json]                 (a file or a folder; progress bar on a terminal)
+    omnimem ingest MEMORY PATH [--ray [ADDRESS]] [--workers N] [--json]   (a file or a folder; progress bar on a terminal)
     omnimem ask MEMORY QUESTION [--budget 1024] [--no-llm] [--json]
     omnimem chat MEMORY [--user NAME]                   (an interactive REPL with memory; reads stdin)
     omnimem video-qa MEMORY VIDEO QUESTION ...
     omnimem check MEMORY [--no-repair] [--json]
-    omnimem consolidate MEMORY [--json]                 (progress bar on a terminal)
+    omnimem consolidate MEMORY [--ray [ADDRESS]] [--workers N] [--json]   (progress bar on a terminal)
     omnimem forget MEMORY [ID ...] [--session S] [--speaker S] [--before T]
-    omnimem graph build MEMORY [--agentic] [--workers N] [--json]   (progress bar on a terminal)
+    omnimem graph build MEMORY [--agentic] [--workers N] [--ray [ADDRESS]] [--json]   (progress bar on a terminal)
     omnimem graph export MEMORY --format graphml|json|html [--entity NAME ...] [--hops 2] -o FILE
     omnimem graph stats MEMORY [--json]
     omnimem serve ROOT [--host 127.0.0.1] [--port 8000] [--api-key KEY] [--allowed-root DIR] [--max-open 16]
@@ -43,7 +43,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from omnimem.errors import OmnimemError
+from omnimem.errors import ConfigError, OmnimemError
 
 EXIT_OK = 0  # success
 EXIT_PROBLEMS = 1  # the command ran but found problems (unrepaired check, failed files or items)
@@ -98,7 +98,8 @@ def _parser() -> argparse.ArgumentParser:
     ingest = sub.add_parser("ingest", help="remember a file or every file of a folder (by content type)")
     ingest.add_argument("memory")
     ingest.add_argument("path")
-    ingest.add_argument("--json", action="store_true")
+    _job_flags(ingest, "read files on")
+    ingest.add_argument("--json", action="store_true", help="the report (files added, skipped, failed) as JSON")
 
     ask = sub.add_parser("ask", help="answer a question from memory with cited evidence (packaged SmolLM2)")
     ask.add_argument("memory")
@@ -127,7 +128,8 @@ def _parser() -> argparse.ArgumentParser:
     gbuild = gsub.add_parser("build", help="extract the graph from every item not yet processed (resumable)")
     gbuild.add_argument("memory")
     gbuild.add_argument("--agentic", action="store_true", help="LLM agents (packaged SmolLM2) instead of spaCy rules")
-    gbuild.add_argument("--workers", type=int, default=1)
+    gbuild.add_argument("--workers", type=int, default=None, help="parsing processes (default 1), or Ray workers")
+    gbuild.add_argument("--ray", nargs="?", const="", metavar="ADDRESS", help=RAY_HELP.format(what="parse batches on"))
     gbuild.add_argument("--json", action="store_true", help="the job report as JSON")
     gexport = gsub.add_parser("export", help="write the graph, or an entity neighbourhood, as GraphML, JSON or HTML")
     gexport.add_argument("memory")
@@ -141,6 +143,7 @@ def _parser() -> argparse.ArgumentParser:
 
     consolidate = sub.add_parser("consolidate", help="episodic -> semantic: graph, facts, duplicates, summaries")
     consolidate.add_argument("memory")
+    _job_flags(consolidate, "parse the graph step on")
     consolidate.add_argument("--json", action="store_true", help="what each step changed, as JSON")
 
     forget = sub.add_parser("forget", help="privacy delete: items and everything derived only from them")
@@ -192,6 +195,38 @@ def _parser() -> argparse.ArgumentParser:
 
     sub.add_parser("eval", help="retrieval evaluations (see python -m omnimem.eval --help)", add_help=False)
     return parser
+
+
+RAY_HELP = (
+    "{what} a Ray cluster: no ADDRESS starts a local one, 'auto' joins this machine's, ray://HOST:10001"
+    " or HOST:6379 joins that one (pip install 'omnimem[ray]')"
+)
+
+
+def _job_flags(parser: argparse.ArgumentParser, what: str) -> None:
+    parser.add_argument("--ray", nargs="?", const="", metavar="ADDRESS", help=RAY_HELP.format(what=what))
+    parser.add_argument(
+        "--workers", type=int, default=None,
+        help="workers (Ray: default the cluster's CPUs; without --ray, N > 1 spawns N local processes)",
+    )  # fmt: skip
+
+
+@contextmanager
+def _executor(args: argparse.Namespace) -> Iterator[Any]:
+    """The executor the job flags ask for (None: the job runs in this process, as before)."""
+    if args.workers is not None and args.workers < 1:
+        raise ConfigError(f"--workers must be >= 1, got {args.workers}")
+    if args.ray is not None:
+        from omnimem.executors_ray import RayExecutor
+
+        with RayExecutor(args.ray or None, num_workers=args.workers) as executor:
+            yield executor
+    elif args.workers is not None and args.workers > 1:
+        from omnimem.executors import InProcessExecutor
+
+        yield InProcessExecutor(args.workers)
+    else:
+        yield None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -281,10 +316,12 @@ def _context(args: argparse.Namespace) -> int:
 def _ingest(args: argparse.Namespace) -> int:
     from omnimem.memory import Memory
 
-    with Memory.open(args.memory) as mem:
-        report = mem.ingest(args.path, progress=_progress())
+    with Memory.open(args.memory) as mem, _executor(args) as executor:
+        report = mem.ingest(args.path, progress=_progress(), executor=executor)
     if args.json:
-        _print_json({"added": report.added, "skipped": report.skipped, "failed": report.failed, "notes": report.notes})
+        files = {"added": report.added, "skipped": report.skipped, "failed": report.failed}
+        counts = {k: len(v) for k, v in files.items()} | {"items": sum(report.added.values())}
+        _print_json(files | {"notes": report.notes, "counts": counts})
     else:
         print(report)
     return EXIT_OK if report.ok else EXIT_PROBLEMS
@@ -332,8 +369,8 @@ def _keys(args: argparse.Namespace) -> int:
 def _consolidate(args: argparse.Namespace) -> int:
     from omnimem.memory import Memory
 
-    with Memory.open(args.memory, create=False) as mem:
-        report = mem.consolidate(progress=_progress())
+    with Memory.open(args.memory, create=False) as mem, _executor(args) as executor:
+        report = mem.consolidate(progress=_progress(), executor=executor)
     _print_report(report, args.json, indent=2)
     return EXIT_PROBLEMS if report.get("failures") else EXIT_OK
 
@@ -485,10 +522,18 @@ def _graph(args: argparse.Namespace) -> int:
     from omnimem.memory import Memory
 
     with Memory.open(args.memory, create=False) as mem:
-        if args.graph_command == "build":
+        if args.graph_command == "build" and args.ray is not None:  # the fast job's batches on Ray
+            if args.agentic:
+                raise ConfigError("--ray runs the fast (spaCy) job; the agentic job runs in threads (--workers N)")
+            from omnimem.graph.jobs import build_graph as build_fast
+
+            with _executor(args) as executor:
+                report = build_fast(mem, progress=_progress(), executor=executor)
+        elif args.graph_command == "build":
             from omnimem.agents.kg_build import build_graph
 
-            report = build_graph(mem, agentic=args.agentic, workers=args.workers, progress=_progress())
+            report = build_graph(mem, agentic=args.agentic, workers=args.workers or 1, progress=_progress())
+        if args.graph_command == "build":
             _print_report(report.to_dict(), args.json, indent=2)
             return EXIT_PROBLEMS if report.failures else EXIT_OK
         if args.graph_command == "export":

@@ -21,13 +21,15 @@ import functools
 import logging
 import sys
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
 from omnimem.errors import ConfigError, OmnimemError
+from omnimem.executors import Executor as JobExecutor
+from omnimem.executors import MakeFn
 from omnimem.graph.builder import rows_from_extraction, store_name_embeddings
 from omnimem.graph.extract import Extraction, ExtractorConfig, SpacyExtractor, load_spacy
 from omnimem.graph.resolve import Embed, EntityResolver
@@ -144,6 +146,8 @@ def run_job(
     pool: str = "process",
     progress: Progress = None,
     limit: int | None = None,
+    executor: JobExecutor | None = None,
+    make_prepare: MakeFn | None = None,
 ) -> tuple[list[BatchOutcome], int]:
     """Run ``prepare`` (in a pool when ``workers > 1``) then ``commit`` (here, serially) per batch.
 
@@ -152,6 +156,11 @@ def run_job(
     marked processed after its ``commit``; an exception from either propagates (the job stops, what
     was committed stays, the next run starts from the first unmarked batch). Returns the outcomes
     and the number of items still pending.
+
+    ``executor`` (:class:`omnimem.executors.Executor`: a process pool, a Ray cluster) runs the
+    prepare step instead of ``workers``/``pool``: ``make_prepare()`` builds each worker's
+    ``prepare`` once (models load once per worker), the items go out as values and the results come
+    back in batch order, so the commits are those of a run in one process, in the same order.
     """
     if batch_size <= 0 or workers <= 0:
         raise ConfigError(f"batch_size and workers must be positive, got {batch_size} and {workers}")
@@ -174,7 +183,19 @@ def run_job(
         bar.update(len(ids))
 
     try:
-        if workers == 1 or len(batches) <= 1:
+        if executor is not None:
+            fed: deque[tuple[list[str], list[Item]]] = deque()
+
+            def feed() -> Iterator[list[Item]]:  # read here, lazily, as the executor's window moves
+                for ids in batches:
+                    fed.append((ids, _items(store, ids)))
+                    yield fed[-1][1]
+
+            make = make_prepare or functools.partial(_constant, prepare)
+            for prepared in executor.map_batches(make, feed()):
+                ids, items = fed.popleft()
+                finish(ids, items, prepared)
+        elif workers == 1 or len(batches) <= 1:
             for ids in batches:
                 items = _items(store, ids)
                 finish(ids, items, prepare(items))
@@ -185,6 +206,11 @@ def run_job(
     finally:
         bar.close()
     return outcomes, len(pending) - sum(len(o.done) for o in outcomes)
+
+
+def _constant(fn: Callable[[list[Item]], Any]) -> Callable[[list[Item]], Any]:
+    """A ``make_prepare`` for a ``prepare`` that needs no per-worker state."""
+    return fn
 
 
 def _executor(pool: str, workers: int) -> Executor:
@@ -288,6 +314,11 @@ def _extract(model: str, config: ExtractorConfig, items: list[Item]) -> list[Ext
     return _inline(SpacyExtractor(load_spacy(model), config), items)
 
 
+def _extractor_fn(model: str, config: ExtractorConfig) -> Callable[[list[Item]], list[Extraction | None]]:
+    """One worker's prepare step (an executor's ``make_prepare``): spaCy loaded once, then per batch."""
+    return functools.partial(_inline, SpacyExtractor(load_spacy(model), config))
+
+
 def _inline(extractor: SpacyExtractor, items: list[Item]) -> list[Extraction | None]:
     todo = [item for item in items if item.text.strip()]
     found = iter(extractor.extract([i.text for i in todo], speakers=[i.speaker for i in todo]))
@@ -346,6 +377,7 @@ def build_graph(
     resolve: bool = True,
     limit: int | None = None,
     split: bool | None = None,
+    executor: JobExecutor | None = None,
 ) -> GraphJobReport:
     """Build the graph with the fast spaCy extractor over every item the fast job has not processed.
 
@@ -356,18 +388,25 @@ def build_graph(
     ``None`` for a tqdm bar when stderr is a TTY, ``False`` for nothing. ``resolve``: run entity
     resolution over the new entities at the end, after splitting homonyms into senses unless ``split``
     is False (None: ``memory.config.graph.split_senses`` if set, else on). ``limit``: process at
-    most that many items.
+    most that many items. ``executor`` (:mod:`omnimem.executors`; a Ray cluster with
+    :class:`omnimem.executors_ray.RayExecutor`) parses the batches on its workers instead of
+    ``workers`` (spaCy loaded once per worker); writing, sense splitting and entity resolution stay
+    here, once, over the whole result: the graph is the one a run in this process builds.
     Items that already have graph rows (extracted on add) are marked done without re-reading.
     """
     extractor = memory.builder.extractor
-    if workers > 1:
-        prepare = functools.partial(_extract, memory.config.graph.spacy_model, extractor.config)
+    model = memory.config.graph.spacy_model
+    # an executor's workers each build their own prepare step (spaCy loaded once per worker)
+    make_prepare = functools.partial(_extractor_fn, model, extractor.config) if executor is not None else None
+    if workers > 1 and executor is None:
+        prepare = functools.partial(_extract, model, extractor.config)
     else:
         prepare = functools.partial(_inline, extractor)
     return run_with_resolution(
         memory, mode=FAST, resolve=resolve, split=split, prepare=prepare,
         commit=functools.partial(_fast_commit, memory.graph, _embed(memory)),
         batch_size=batch_size, workers=workers, pool="process", progress=progress, limit=limit,
+        executor=executor, make_prepare=make_prepare,
     )  # fmt: skip
 
 

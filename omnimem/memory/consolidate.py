@@ -20,19 +20,26 @@ from typing import TYPE_CHECKING, Any
 from omnimem.types import utc_now
 
 if TYPE_CHECKING:  # pragma: no cover
+    from omnimem.executors import Executor
     from omnimem.memory.core import Memory
 
 __all__ = ["consolidate"]
 
 
-def consolidate(memory: Memory, *, resolve: bool = True, progress: Any = False) -> dict[str, Any]:
-    """Run the consolidation steps; returns what each changed (all zeros on a no-op run)."""
+def consolidate(
+    memory: Memory, *, resolve: bool = True, progress: Any = False, executor: Executor | None = None
+) -> dict[str, Any]:
+    """Run the consolidation steps; returns what each changed (all zeros on a no-op run).
+
+    ``executor`` (:mod:`omnimem.executors`, e.g. a Ray cluster) parses the graph step's batches on
+    its workers; everything else (resolution, facts, duplicates, summaries) runs here.
+    """
     from omnimem.graph.jobs import build_graph
 
     started = time.perf_counter()
     while memory.catch_up(limit=500):  # extraction owed on items a crash interrupted
         pass
-    job = build_graph(memory, resolve=resolve, progress=progress)
+    job = build_graph(memory, resolve=resolve, progress=progress, executor=executor)
     observed = _observe_unseen(memory)
     merged = _merge_duplicate_facts(memory)
     summaries = memory.episodic.refresh()

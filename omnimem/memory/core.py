@@ -351,8 +351,18 @@ class Memory:
         """Remember a video as segments with keyframes, transcript and on-screen text."""
         return self.media.add_video(path, **fields)
 
-    def ingest(self, path: str | os.PathLike[str], **options: Any) -> IngestReport:
-        """Remember a file or every file of a folder, by content; reports what worked and what failed."""
+    def ingest(self, path: str | os.PathLike[str], *, executor: Any = None, **options: Any) -> IngestReport:
+        """Remember a file or every file of a folder, by content; reports what worked and what failed.
+
+        ``executor`` (:mod:`omnimem.executors`, e.g. ``RayExecutor()``): the files are read on its
+        workers (decoding, speech, OCR, keyframes, embeddings, graph extraction) and written here
+        (:func:`omnimem.memory.media_jobs.ingest_with`); ``progress`` then counts files.
+        """
+        if executor is not None:
+            from omnimem.memory.media_jobs import ingest_with
+
+            self._check_open()
+            return ingest_with(self, path, executor, **options)
         return self.media.ingest(path, **options)
 
     def update(
@@ -398,14 +408,15 @@ class Memory:
             index.applied(deleted, None, befores[space])
         return len(deleted)
 
-    def consolidate(self, *, resolve: bool = True, progress: Any = False) -> dict[str, Any]:
+    def consolidate(self, *, resolve: bool = True, progress: Any = False, executor: Any = None) -> dict[str, Any]:
         """Episodic -> semantic: graph for new items, facts observed, duplicates merged, summaries
         refreshed (:mod:`omnimem.memory.consolidate`). Idempotent; run it as a job (see
-        :meth:`consolidate_in_background`), never on a user's turn."""
+        :meth:`consolidate_in_background`), never on a user's turn. ``executor``
+        (:mod:`omnimem.executors`, e.g. ``RayExecutor()``) parses the graph step on its workers."""
         self._check_open()
         from omnimem.memory.consolidate import consolidate
 
-        return consolidate(self, resolve=resolve, progress=progress)
+        return consolidate(self, resolve=resolve, progress=progress, executor=executor)
 
     def consolidate_in_background(self, *, resolve: bool = True) -> Future:
         """Start :meth:`consolidate` on this memory's job thread and return at once; the future holds

@@ -358,21 +358,26 @@ class MediaIngestor:
             if file.name.startswith(".") and not single:
                 report.skipped[key] = "hidden file"
                 continue
-            try:
-                self._ingest_one(file, report, progress, named=single)
-            except StorageError:
-                raise
-            except OmnimemError as e:
-                log.warning("ingest: %s failed: %s", file, e)
-                report.failed[key] = str(e)
-            except OSError as e:  # permissions, I/O errors, a link that loops
-                why = f"{file} cannot be read ({e.strerror or e}); check that it exists and is readable"
-                log.warning("ingest: %s", why)
-                report.failed[key] = why
-            except Exception as e:  # a dependency's error on odd content: report it, go on with the batch
-                log.warning("ingest: %s failed unexpectedly", file, exc_info=True)
-                report.failed[key] = f"{file}: unexpected {type(e).__name__}: {e} (please report it with the file)"
+            self._attempt(file, report, progress, named=single)
         return report
+
+    def _attempt(self, file: Path, report: IngestReport, progress: Progress | bool | None, *, named: bool) -> None:
+        """:meth:`_ingest_one`, with what makes the file a failure written to ``report.failed``."""
+        key = str(file)
+        try:
+            self._ingest_one(file, report, progress, named=named)
+        except StorageError:
+            raise
+        except OmnimemError as e:
+            log.warning("ingest: %s failed: %s", file, e)
+            report.failed[key] = str(e)
+        except OSError as e:  # permissions, I/O errors, a link that loops
+            why = f"{file} cannot be read ({e.strerror or e}); check that it exists and is readable"
+            log.warning("ingest: %s", why)
+            report.failed[key] = why
+        except Exception as e:  # a dependency's error on odd content: report it, go on with the batch
+            log.warning("ingest: %s failed unexpectedly", file, exc_info=True)
+            report.failed[key] = f"{file}: unexpected {type(e).__name__}: {e} (please report it with the file)"
 
     def _ingest_one(self, file: Path, report: IngestReport, progress: Progress | bool | None, *, named: bool) -> None:
         """Ingest one file into ``report``; raises what makes it a failure."""
@@ -539,11 +544,15 @@ def _image_bytes(original: Any, picture: Any) -> tuple[bytes, str]:
     """The bytes to keep for an image: the file itself when given a path, else a PNG of the pixels."""
     if isinstance(original, (str, os.PathLike)):
         path = Path(original)
-        suffix = path.suffix.lower() if 1 < len(path.suffix) <= 6 and path.suffix[1:].isalnum() else ""
-        return path.read_bytes(), suffix
+        return path.read_bytes(), image_suffix(path)
     buffer = io.BytesIO()
     picture.save(buffer, format="PNG")
     return buffer.getvalue(), ".png"
+
+
+def image_suffix(path: Path) -> str:
+    """The suffix an image file's blob keeps (its address is the file's sha256 + this)."""
+    return path.suffix.lower() if 1 < len(path.suffix) <= 6 and path.suffix[1:].isalnum() else ""
 
 
 def _paragraphs(text: str, limit: int) -> Iterator[str]:

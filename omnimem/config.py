@@ -54,16 +54,27 @@ class EncoderConfig:
 
 @dataclass(frozen=True)
 class IndexConfig:
-    """How each embedding space's FAISS index is kept (omnimem.stores.segments)."""
+    """How each embedding space's vector index is kept: FAISS segments (omnimem.stores.segments) or a
+    Milvus collection (omnimem.stores.milvus_index), both derived from the record store."""
 
-    factory: str = "auto"  # "auto" (exact below approx_threshold vectors, IVF above) or "Flat" (always exact)
+    backend: str = "faiss"  # "faiss" (segments in index/) or "milvus" (pip install 'omnimem[milvus]')
+    uri: str | None = None  # milvus: None (milvus-lite at index/<space>.milvus.db), a *.db path, http://host:19530
+    factory: str = "auto"  # "auto" (exact below approx_threshold, IVF above; milvus: HNSW) or "Flat" (always exact)
     approx_threshold: int = 50_000  # "auto": vectors from which the saved base segment is IVF
     nprobe: int = 0  # IVF lists probed per query; 0 = nlist / 16, at least 32 (recall vs speed)
     save_every: int = 20_000  # changed vectors after which a new base segment is written (background)
     exact_below: int = 20_000  # a filtered search over at most this many items scores them exactly
 
     def __post_init__(self) -> None:
+        _check(self.backend in ("faiss", "milvus"), f"index.backend must be 'faiss' or 'milvus', got {self.backend!r}")
+        _check(self.uri is None or (isinstance(self.uri, str) and bool(self.uri.strip())), "index.uri must be None or a non-empty string")  # fmt: skip
+        _check(self.uri is None or self.backend == "milvus", "index.uri is only used with index.backend='milvus'")
+        _check(
+            self.uri is None or "://" in self.uri or self.uri.endswith(".db"),
+            f"index.uri must be a server URL (http://host:19530) or a milvus-lite path ending in .db, got {self.uri!r}",
+        )
         _check(bool(self.factory), "index.factory must be 'auto' or 'Flat'")
+        _check(self.backend == "faiss" or self.factory in ("auto", "Flat"), "with backend 'milvus', index.factory must be 'auto' or 'Flat'")  # fmt: skip
         _check(self.approx_threshold > 0, "index.approx_threshold must be positive")
         _check(self.nprobe >= 0, "index.nprobe must be >= 0 (0 = automatic)")
         _check(self.save_every > 0, "index.save_every must be positive")

@@ -163,6 +163,12 @@ class DirectoryLocation:
         from omnimem.stores.segments import SegmentedIndex
 
         ix = config.index
+        if ix.backend == "milvus":
+            from omnimem.stores.milvus_index import open_synced_indexes
+
+            return open_synced_indexes(store, spaces, self.root, ix)
+        for space in spaces:  # a former Milvus index is a stale copy of the vectors: a forget must not miss it
+            (self.root / "index" / f"{space}.milvus.db").unlink(missing_ok=True)
         options = dict(
             ivf_threshold=ix.approx_threshold if ix.factory != "Flat" else 2**62, nprobe=ix.nprobe or None,
             compact_every=ix.save_every, exact_below=ix.exact_below,
@@ -243,6 +249,11 @@ class PostgresLocation:
     def indexes(self, store: Any, spaces: dict[str, int], config: MemoryConfig) -> dict[str, Any]:
         from omnimem.stores.pg_index import PgVectorIndex
 
+        if config.index.backend != "faiss":
+            raise ConfigError(
+                f"{self.display}: index.backend={config.index.backend!r} is for memory directories; on PostgreSQL"
+                " the vectors are searched in the database (pgvector): leave index.backend at 'faiss'"
+            )
         return {space: PgVectorIndex(store, space, dim) for space, dim in spaces.items()}
 
     def blobs(self, store: Any) -> Any:

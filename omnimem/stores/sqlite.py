@@ -44,7 +44,7 @@ from omnimem.stores.sqlite_sql import (
     vector_rows,
 )
 from omnimem.stores.sqlite_transfer import TransferMixin
-from omnimem.stores.sqlite_vectors import VectorsMixin, migration_vector_log
+from omnimem.stores.sqlite_vectors import VectorsMixin, migration_vector_log, vector_key
 from omnimem.types import Item
 
 if TYPE_CHECKING:
@@ -311,6 +311,12 @@ class SQLiteRecordStore(ArchiveMixin, QueryMixin, TransferMixin, VectorsMixin):
             keys = node_keys([item, Item(id="", modality="text", episode=old[0], session=old[1])])
             touch_nodes(conn, keys)  # spans follow a changed time, session or episode
             clear_summaries(conn, keys)  # no summary quotes the old text
+            if not vectors:  # fields an index may hold (session, speaker ...) changed: its spaces replay it
+                spaces = [r[0] for r in conn.execute("SELECT space FROM vectors WHERE item_id = ?", (item.id,))]
+                conn.executemany(
+                    "INSERT INTO vector_log (space, key, op) VALUES (?, ?, 'put')",
+                    [(s, vector_key(item.id)) for s in spaces],
+                )
             for space, (dim, rows) in vectors.items():
                 for item_id, vector in rows.items():
                     if item_id != item.id:

@@ -1,6 +1,9 @@
-"""One conformance suite for every VectorIndex backend: exact numpy, FAISS flat, FAISS IVF."""
+"""One conformance suite for every VectorIndex backend: exact numpy, FAISS flat, FAISS IVF, Milvus
+(milvus-lite: HNSW and flat; skipped when pymilvus is not installed: pip install 'omnimem[milvus]')."""
 
 from __future__ import annotations
+
+import importlib.util
 
 import numpy as np
 import pytest
@@ -16,18 +19,33 @@ def _unit(rng, n):
     return v / np.linalg.norm(v, axis=1, keepdims=True)
 
 
+def _milvus(tmp_path, index_type):
+    if importlib.util.find_spec("pymilvus") is None:
+        pytest.skip("pymilvus is not installed: pip install 'omnimem[milvus]'")
+    from omnimem.stores.milvus_index import MilvusIndex
+
+    return MilvusIndex(str(tmp_path / "vectors.db"), "conformance", DIM, index_type=index_type)
+
+
 BACKENDS = {
-    "exact": lambda: ExactIndex(DIM),
-    "faiss-flat": lambda: FaissIndex(DIM, factory="Flat"),
-    "faiss-auto": lambda: FaissIndex(DIM, approx_threshold=10_000),
+    "exact": lambda tmp_path: ExactIndex(DIM),
+    "faiss-flat": lambda tmp_path: FaissIndex(DIM, factory="Flat"),
+    "faiss-auto": lambda tmp_path: FaissIndex(DIM, approx_threshold=10_000),
     # IVF with every list probed is exact, so it must pass the same suite.
-    "faiss-ivf": lambda: FaissIndex(DIM, factory="IVF4,Flat", nprobe=4),
+    "faiss-ivf": lambda tmp_path: FaissIndex(DIM, factory="IVF4,Flat", nprobe=4),
+    # milvus-lite, embedded; the same MilvusIndex reaches a server with uri="http://host:19530".
+    # HNSW with ef >= the collection's size visits every vector: exact here, like IVF above.
+    "milvus-hnsw": lambda tmp_path: _milvus(tmp_path, "HNSW"),
+    "milvus-flat": lambda tmp_path: _milvus(tmp_path, "Flat"),
 }
 
 
 @pytest.fixture(params=sorted(BACKENDS))
-def index(request) -> VectorIndex:
-    return BACKENDS[request.param]()
+def index(request, tmp_path) -> VectorIndex:
+    built = BACKENDS[request.param](tmp_path)
+    yield built
+    if hasattr(built, "close"):
+        built.close()
 
 
 def _filled(index, n=64, seed=0):

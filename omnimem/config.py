@@ -171,6 +171,10 @@ class GraphConfig:
     """The M3KG knowledge graph built from items (see omnimem.graph)."""
 
     extract_on_add: bool = True  # run the fast spaCy extractor on every add (no LLM)
+    extract_in_background: bool = False  # extract on a worker thread while the caller encodes its next add;
+    # graph reads (graph, facts, context, consolidate, check, delete ...) wait for it (omnimem.memory.pipeline)
+    background_queue: int = 2_048  # items queued for background extraction before an add waits
+    background_batch: int = 256  # most queued items one background extraction takes (one parse, one transaction)
     spacy_model: str = "en_core_web_sm"  # spaCy pipeline name; the default is the packaged one
     split_senses: bool = True  # graph jobs split a name used for two people apart (omnimem.graph.senses)
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
-import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future
 from contextlib import contextmanager
@@ -24,7 +23,7 @@ import numpy as np
 
 from omnimem.config import GraspConfig, MemoryConfig
 from omnimem.encoders import Encoder, create_encoder
-from omnimem.errors import BackendUnavailable, ConfigError, NotFound
+from omnimem.errors import ConfigError, NotFound
 from omnimem.graph.builder import GraphBuilder
 from omnimem.memory.episodes import EpisodicMemory
 from omnimem.memory.forgetting import ForgetPolicy, ForgetReport, Forgetting
@@ -32,12 +31,13 @@ from omnimem.memory.inputs import clean_text, embedding_text, query_filters
 from omnimem.memory.jobs import JobRunner
 from omnimem.memory.locations import IMAGE_SPACE, TEXT_SPACE, open_parts
 from omnimem.memory.media import IngestReport, MediaIngestor, query_video
+from omnimem.memory.pipeline import GRAPH_JOB, ExtractionQueue, extract_committed, fast_builder, owed_items, reads_graph
 from omnimem.memory.semantic import Fact, FactEvent, SemanticMemory
 from omnimem.memory.working import WorkingMemory
 from omnimem.retrieval.context import Context
 from omnimem.retrieval.hybrid import hybrid_search
 from omnimem.retrieval.pipeline import retrieve_context
-from omnimem.stores.base import BlobStore, RecordStore
+from omnimem.stores.base import BlobStore, FactLog, GraphStore, RecordStore
 from omnimem.stores.nodes import Node
 from omnimem.types import Hit, Item, to_iso, utc_now
 
@@ -45,7 +45,6 @@ __all__ = ["Memory", "TEXT_SPACE", "IMAGE_SPACE"]
 
 log = logging.getLogger(__name__)
 
-GRAPH_JOB = "graph"  # the pending-work note of graph extraction on add
 OWED_GRACE_S = 60.0  # a later add catches up extraction owed on items at least this old (seconds)
 
 
@@ -63,10 +62,11 @@ class Memory:
         self._clap: Encoder | None = None  # the audio-text model, loaded on the first query with audio
         self.location = str(path)  # how messages name the memory: its directory, or its URL without password
         self.created = False  # whether Memory.open created it (set there)
-        self.graph = store.graph_store()  # the M3KG, in the same database (omnimem.stores.base.GraphStore)
-        self.facts_log = store.fact_log()  # every operation on a fact (omnimem.stores.base.FactLog)
+        self._graph = store.graph_store()
+        self._facts_log = store.fact_log()
         self._builder: GraphBuilder | None = None
         self.config = config
+        self._extraction = ExtractionQueue(self._extract_batch, config.graph, name=f"omnimem-graph-{path.name}")
         self.store = store
         self.encoder = encoder
         self.indexes = indexes
@@ -107,10 +107,11 @@ class Memory:
         self.close()
 
     def close(self) -> None:
-        """Write pending index changes and close the database. Safe to call twice."""
+        """Finish queued graph extraction, write pending index changes and close the database. Safe to call twice."""
         if self._closed:
             return
         self.jobs.close()  # a running consolidation finishes first (it needs the memory open)
+        self._extraction.close()  # so does the graph extraction of every add made before
         self._closed = True
         try:
             for index in self.indexes.values():
@@ -262,58 +263,58 @@ class Memory:
         for space, (ids, array) in spaces.items():
             rows = [n for n, i in enumerate(ids) if i in added]
             self.indexes[space].applied([ids[n] for n in rows], array[rows], befores[space])
-        if jobs:
-            self._extract([it for it in fresh if it.id in added])
-            self.catch_up(older_than_s=OWED_GRACE_S)
+        if jobs and self.config.graph.extract_in_background and not self._extraction.inline():
+            self._extraction.submit([it for it in fresh if it.id in added])  # extracted while the caller goes on
+        elif jobs:
+            self._extract_batch([it for it in fresh if it.id in added])
         return [it.id for it in items]
 
     # -- the knowledge graph (omnimem.graph) -------------------------------------------------
     @property
-    def builder(self) -> GraphBuilder:
-        """The fast (no-LLM) graph builder; spaCy loads on first use. It stores the names of new named
-        entities embedded by the text encoder, so a query links to them without encoding names."""
-        if self._builder is None:
-            from omnimem.graph.extract import SpacyExtractor
+    def graph(self) -> GraphStore:
+        """The M3KG, in the same database. Reading it first waits for the graph extraction of this
+        process's adds (:mod:`omnimem.memory.pipeline`), so a caller reads its own writes."""
+        self._extraction.settle()
+        return self._graph
 
-            encoder = self.encoder
-            self._builder = GraphBuilder(
-                self.graph,
-                SpacyExtractor.from_pretrained(self.config.graph.spacy_model),
-                embed=lambda texts: encoder.encode(list(texts), modality="text"),
-            )
+    @property
+    def facts_log(self) -> FactLog:
+        """Every operation on a fact; like :attr:`graph`, read after this process's queued extraction."""
+        self._extraction.settle()
+        return self._facts_log
+
+    @property
+    def builder(self) -> GraphBuilder:
+        """The fast (no-LLM) graph builder (:func:`omnimem.memory.pipeline.fast_builder`); spaCy loads on first use."""
+        if self._builder is None:
+            self._builder = fast_builder(self._graph, self.encoder, self.config.graph)
         return self._builder
 
-    def _extract(self, items: list[Item]) -> None:
-        """Graph rows for newly added (committed) items. A failing batch is retried item by item, so
-        one bad item leaves only itself without graph links; ``omnimem graph build`` processes every
-        item without links later. A failure here never loses an item. The items' ``pending`` note
-        (written with them) is cleared once tried, so a crash before then is caught up later."""
-        if not items:
-            return
-        try:
-            self.builder.add_items(items)
-            self.semantic.observe([it.id for it in items])
-        except Exception as e:  # noqa: BLE001 - the items are committed: extraction is best effort
-            if len(items) > 1 and not isinstance(e, BackendUnavailable):
-                for item in items:
-                    self._extract([item])
-                return
-            log.warning("graph extraction skipped for item %s (%s); run 'omnimem graph build' to retry", items[0].id, e)
-        self.store.finish(GRAPH_JOB, [it.id for it in items])
+    def _extract_batch(self, items: list[Item]) -> None:
+        """The graph step of an add (here or on the worker): extract, then catch up what is owed on older items."""
+        self._extract(items)
+        self.catch_up(older_than_s=OWED_GRACE_S)
 
+    def _extract(self, items: list[Item]) -> None:
+        """Graph rows for newly added (committed) items, best effort; never loses an item
+        (:func:`omnimem.memory.pipeline.extract_committed`)."""
+        extract_committed(self, items)
+
+    @reads_graph
     def catch_up(self, *, older_than_s: float = 0.0, limit: int = 256) -> int:
         """Run graph extraction owed on items whose add committed but whose extraction never ran (a
         process killed in between); returns how many items it processed. ``older_than_s``: leave items
-        stored more recently alone (another process may be extracting them right now)."""
+        stored more recently alone (another process may be extracting them right now); items this
+        process has queued for extraction are left to its worker."""
         self._check_open()
-        before = to_iso(time.time() - older_than_s) if older_than_s else None
-        owed = [i for i in self.store.get(self.store.pending(GRAPH_JOB, limit, added_before=before)) if i is not None]
+        owed = owed_items(self, older_than_s=older_than_s, limit=limit)
         if owed:
             log.info("catching up graph extraction on %d item(s) a crash left without it", len(owed))
             self._extract(owed)
         return len(owed)
 
     # -- semantic memory: facts over time (omnimem.memory.semantic) --------------------------
+    @reads_graph
     def facts(
         self, entity: str, *, as_of: Any = None, known_at: Any = None, include_retired: bool = False
     ) -> list[Fact]:
@@ -321,11 +322,13 @@ class Memory:
         self._check_open()
         return self.semantic.facts(entity, as_of=as_of, known_at=known_at, include_retired=include_retired)
 
+    @reads_graph
     def correct(self, fact_id: str, *, tail: str | None = None, note: str = "", timestamp: Any = None) -> Fact | None:
         """Retire a wrong fact (kept as history); with ``tail``, remember the right one instead."""
         self._check_open()
         return self.semantic.correct(fact_id, tail=tail, note=note, timestamp=timestamp)
 
+    @reads_graph
     def fact_history(self, fact_id: str) -> list[FactEvent]:
         """Every operation on a fact: add, reinforce, supersede(d), correct."""
         self._check_open()
@@ -395,6 +398,7 @@ class Memory:
             self.store.update(new)
         return new
 
+    @reads_graph
     def delete(self, ids: str | Sequence[str]) -> int:
         """Delete items from SQLite, FTS and every vector index; returns how many existed."""
         self._check_open()
@@ -403,11 +407,12 @@ class Memory:
         with self.store.transaction():  # the items and their graph links go together, or neither
             deleted = self.store.delete(ids)
             if deleted:
-                self.graph.delete_item_links(deleted)
+                self._graph.delete_item_links(deleted)
         for space, index in self.indexes.items():
             index.applied(deleted, None, befores[space])
         return len(deleted)
 
+    @reads_graph
     def consolidate(self, *, resolve: bool = True, progress: Any = False, executor: Any = None) -> dict[str, Any]:
         """Episodic -> semantic: graph for new items, facts observed, duplicates merged, summaries
         refreshed (:mod:`omnimem.memory.consolidate`). Idempotent; run it as a job (see
@@ -454,6 +459,7 @@ class Memory:
         ]
 
     # -- forgetting (omnimem.memory.forgetting) ----------------------------------------------
+    @reads_graph
     def forget(
         self, ids: str | Sequence[str] | None = None, *, sessions: Sequence[str] | None = None,
         episodes: Sequence[str] | None = None, speakers: Sequence[str] | None = None,
@@ -467,11 +473,13 @@ class Memory:
             )
         return self.forgetting.forget([ids] if isinstance(ids, str) else list(ids))
 
+    @reads_graph
     def prune(self, policy: ForgetPolicy | None = None, *, now: Any = None) -> ForgetReport:
         """Archive (never drop) items whose decay score is under the policy's threshold."""
         self._check_open()
         return self.forgetting.prune(policy, now=now)
 
+    @reads_graph
     def restore(self, ids: str | Sequence[str]) -> list[Item]:
         """Bring archived items back."""
         self._check_open()
@@ -519,6 +527,7 @@ class Memory:
             self.store.touch_access([h.id for h in hits], utc_now())
         return hits
 
+    @reads_graph
     def context(
         self, query: str, *, budget_tokens: int | None = None, image: Any = None, audio: Any = None,
         video: str | os.PathLike[str] | None = None, modalities: Sequence[str] | None = None, sessions: Sequence[str] | None = None,
@@ -582,6 +591,7 @@ class Memory:
         return self.episodic.timeline(episode, t_start=t_start, t_end=t_end, since=since, until=until)
 
     # -- maintenance -------------------------------------------------------------------------
+    @reads_graph
     def check(self, *, repair: bool = True) -> dict[str, Any]:
         """Check SQLite, FTS, each vector index and the graph's links against the items; repair what drifted.
 

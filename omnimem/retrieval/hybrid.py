@@ -10,7 +10,7 @@ on the same candidate lists.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 
@@ -88,11 +88,22 @@ def hybrid_fused(
     bm25: bool = True,
     neighbours: bool = True,
     tau: Mapping[str, float] | None = None,
+    weights: Mapping[str, float] | None = None,
+    spread: Sequence[str] = (),
 ) -> tuple[list[Fused], dict[str, list[tuple[str, float]]]]:
     """The whole fused candidate list of :func:`hybrid_search` (best first) and each retriever's
-    normalised ``(id, score)`` list, for stages that go on from the candidates (GRASP)."""
+    normalised ``(id, score)`` list, for stages that go on from the candidates (GRASP).
+
+    ``weights``: fusion weights of retrievers beyond the config's (e.g. a second dense space);
+    ``spread``: retrievers whose scores are min-max rescaled over their candidates (an encoder whose
+    cosines crowd into a narrow band, as E5's do, would otherwise give every candidate about the same)."""
     scored: dict[str, list[tuple[str, float]]] = {}
-    weights = {"dense": config.dense_weight, "bm25": config.bm25_weight, "image": config.image_weight}
+    weights = {
+        "dense": config.dense_weight,
+        "bm25": config.bm25_weight,
+        "image": config.image_weight,
+        **(weights or {}),
+    }
     tau = dict(tau or {})
     for name, (search, vector) in dense.items():
         if weights.get(name, 1.0) <= 0:
@@ -100,7 +111,10 @@ def hybrid_fused(
         pairs = dense_candidates(search, store, vector, config.candidates, filters)
         if name in tau:
             pairs = [(i, s) for i, s in pairs if s >= tau[name]]
-        scored[name] = [(i, max(0.0, s)) for i, s in pairs] if name == "dense" else _by_best(pairs)
+        if name in spread:
+            scored[name] = _by_range(pairs)
+        else:
+            scored[name] = [(i, max(0.0, s)) for i, s in pairs] if name == "dense" else _by_best(pairs)
     if bm25 and config.bm25_weight > 0:
         scored["bm25"] = _by_best(store.bm25(query, config.candidates, filters))
     if config.fusion == "rrf":
@@ -116,6 +130,13 @@ def hybrid_fused(
             found = {i.id: i for i in store.get([f.id for f in fused]) if i is not None}
             fused = [f for f in fused if f.id in found and filters.matches(found[f.id])]
     return fused, scored
+
+
+def _by_range(pairs: list[tuple[str, float]]) -> list[tuple[str, float]]:
+    if not pairs:
+        return []
+    low, high = min(s for _, s in pairs), max(s for _, s in pairs)
+    return [(i, (s - low) / (high - low) if high > low else 1.0) for i, s in pairs]
 
 
 def _by_best(pairs: list[tuple[str, float]]) -> list[tuple[str, float]]:

@@ -31,6 +31,7 @@ import numpy as np
 from omnimem.errors import ConfigError, OmnimemError
 from omnimem.retrieval import expand as ex
 from omnimem.retrieval.context import Context, ContextEntry, GraspConfig, RetrievalSource, estimate_tokens
+from omnimem.retrieval.focused import apply_focus, second_space
 from omnimem.retrieval.fusion import Fused
 from omnimem.retrieval.grounding import (
     EntityLink,
@@ -45,6 +46,8 @@ from omnimem.retrieval.grounding import (
 from omnimem.retrieval.hybrid import hybrid_fused
 from omnimem.retrieval.pack import collapse_duplicates, pack_budget
 from omnimem.retrieval.rerank import Candidate, OfflineReranker, Reranker
+from omnimem.retrieval.temporal import anchors as time_anchors
+from omnimem.retrieval.temporal import parse_time
 from omnimem.retrieval.threads import one_blas_thread
 from omnimem.stores.base import Filters
 from omnimem.types import Hit, Item
@@ -65,6 +68,7 @@ class GraspRanking:
     facts: list[tuple[Any, float]] = field(default_factory=list)  # (TripletRow, score), best first
     links: list[EntityLink] = field(default_factory=list)  # query entities linked to the graph
     timings_ms: dict[str, float] = field(default_factory=dict)  # per stage
+    personas: list[dict[str, Any]] = field(default_factory=list)  # personas of the named speakers (focused.py)
 
 
 def _images(image: Any) -> list[Any]:
@@ -106,16 +110,19 @@ def _grasp_rank(
         clock = now
 
     # the query's entity mentions first: names no entity has are encoded with the query (embedding links)
-    linking = cfg.grounding or (cfg.ppr and cfg.ppr_seeds != "items")
+    linking = cfg.grounding or (cfg.ppr and cfg.ppr_seeds != "items") or cfg.entities or cfg.units or cfg.personas
     mentions = _mentions(source, query) if linking else []
     named = _unknown_names(source, mentions) if cfg.link_threshold < 1.0 else []
+    exprs = parse_time(query) if cfg.temporal else []
+    anchors = time_anchors(exprs)  # "after the road trip": the phrase is searched, encoded with the query
     lap("linking")
 
     # 1. candidates per modality (the query's audio is heard as its transcript, in the text space)
     texts = [query, audio_text] if audio_text else [query]
-    vectors = np.asarray(source.encoder.encode(texts + named, modality="text"), dtype=np.float32)
+    vectors = np.asarray(source.encoder.encode(texts + named + anchors, modality="text"), dtype=np.float32)
     qvec = vectors[0]
-    named_vectors = dict(zip(named, vectors[len(texts) :]))
+    named_vectors = dict(zip(named, vectors[len(texts) : len(texts) + len(named)]))
+    anchor_vectors = dict(zip(anchors, vectors[len(texts) + len(named) :]))
     dense: dict[str, tuple[Any, np.ndarray]] = {"dense": (source.indexes[TEXT_SPACE].search, qvec)}
     if audio_text:
         dense["query_audio"] = (source.indexes[TEXT_SPACE].search, vectors[1])
@@ -131,10 +138,13 @@ def _grasp_rank(
             dense["query_image"] = (source.indexes[IMAGE_SPACE].search, mean / max(float(np.linalg.norm(mean)), 1e-9))
             if (t := cfg.tau_for(IMAGE_SPACE)) is not None:
                 tau["query_image"] = t
+    if cfg.dense2 and (second := second_space(source, query, cfg.dense2_space)) is not None:
+        dense["dense2"] = second  # a second encoder's space, fused with the first
     search_cfg = _with_candidates(search_cfg, cfg.candidates)
     fused, _ = hybrid_fused(
-        query, store=source.store, dense=dense, config=search_cfg, filters=filters, neighbours=cfg.neighbours, tau=tau
-    )
+        query, store=source.store, dense=dense, config=search_cfg, filters=filters, neighbours=cfg.neighbours, tau=tau,
+        weights={"dense2": cfg.dense2_weight}, spread=("dense2",),
+    )  # fmt: skip
     lap("candidates")
 
     # grounding, part 1: the query's entities in the graph
@@ -164,6 +174,13 @@ def _grasp_rank(
             ]
         fused = ex.insert_after_head(fused, hops, head=cfg.hop2_head, per_seed=1, name="hop2")
     lap("hop2")
+    personas: list[dict[str, Any]] = []
+    if fused and (cfg.temporal or cfg.entities or cfg.units or cfg.personas):  # focused searches (focused.py)
+        fused, personas = apply_focus(
+            source, query, qvec, fused, cfg, mentions=mentions, entity_ids=[lk.entity_id for lk in links],
+            exprs=exprs, anchor_vectors=anchor_vectors, search_cfg=search_cfg, filters=filters,
+        )  # fmt: skip
+    lap("focus")
     fact_mass: dict[str, float] = {}
     if cfg.ppr and fused:
         fused, fact_mass = _ppr(source, fused, links, cfg, filters)
@@ -194,7 +211,7 @@ def _grasp_rank(
             cfg.fact_vectors,
         )
     lap("rerank")
-    return GraspRanking(pool, facts[: cfg.max_facts], links, timings)
+    return GraspRanking(pool, facts[: cfg.max_facts], links, timings, personas)
 
 
 def _with_candidates(search_cfg: Any, n: int) -> Any:
@@ -511,6 +528,11 @@ def _entries(source: RetrievalSource, ranking: GraspRanking, cfg: GraspConfig) -
             )
     if cfg.summaries:
         entries += _summaries(source, ranking.items[:5], items)
+    entries += [
+        ContextEntry("summary", f"persona:{p['speaker']}", p["summary"], 0.3, retrievers=("personas",),
+                     item_ids=tuple(p.get("sources", ())))
+        for p in ranking.personas if p.get("summary")
+    ]  # fmt: skip
     return entries
 
 

@@ -43,7 +43,6 @@ def counted(tmp_path):
     encoder = CountingEncoder(HashEncoder(64))
     with omnimem.Memory.open(tmp_path / "m", encoder=encoder) as mem:
         mem.add(TEXTS)
-        mem.graph  # the adds' graph extraction (on a worker thread) has run: its name encodings are not the query's
         yield mem, encoder
 
 

@@ -1,0 +1,172 @@
+"""The focused searches of GRASP (temporal, entities, units, personas, dense2) on small memories."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from omnimem.encoders.hashing import HashEncoder
+from omnimem.errors import ConfigError
+from omnimem.eval.spaces import WithSpace, needs_second_space, with_second_space
+from omnimem.graph.store import EntityRow, MentionRow, TripletRow, triplet_id
+from omnimem.memory.personas import INDEX_KEY, PersonaConfig, personas, refresh_personas, self_statement
+from omnimem.retrieval import focused
+from omnimem.retrieval.context import STAGES, GraspConfig
+from omnimem.retrieval.pipeline import grasp_rank, retrieve_context
+from omnimem.retrieval.temporal import parse_time
+
+PLAIN = GraspConfig().without("hop2", "rerank", "redundancy", "grounding", "tau")
+
+
+def _turns(speaker: str, texts: list[str], day: str) -> list[dict]:
+    return [{"speaker": speaker, "text": t, "timestamp": day} for t in texts]
+
+
+@pytest.fixture
+def diary(mem):
+    """Two people over three sessions in different months; the same activity in each month."""
+    sessions = {
+        "s1": ("2023-05-08T10:00:00", [("Ann", "We went hiking in the hills with the dog."), ("Bob", "Sounds fun.")]),
+        "s2": ("2023-06-12T10:00:00", [("Bob", "We went hiking near the lake."), ("Ann", "Lovely, I paint lakes.")]),
+        "s3": ("2023-07-20T10:00:00", [("Ann", "I love hiking and my garden."), ("Bob", "I play the violin.")]),
+    }
+    ids = {}
+    for name, (day, turns) in sessions.items():
+        out = mem.add_conversation(
+            [{"speaker": s, "text": t, "timestamp": day} for s, t in turns], session=name, episode="diary"
+        )
+        ids[name] = out
+    return ids
+
+
+def test_new_stages_are_switchable_and_off_by_default_unless_measured():
+    for stage in ("temporal", "entities", "units", "personas", "dense2"):
+        assert stage in STAGES
+        assert GraspConfig().with_(stage).is_on(stage) and not GraspConfig().with_(stage).without(stage).is_on(stage)
+    with pytest.raises(ConfigError):
+        GraspConfig(entity_weight=-1.0)
+    with pytest.raises(ConfigError):
+        GraspConfig(dense2_space="")
+
+
+def test_temporal_window_nudges_the_turn_of_that_month(mem, diary):
+    query = "Who went hiking in June 2023?"
+    qvec = mem.encoder.encode([query])[0]
+    scores = focused.temporal_scores(mem, query, qvec, parse_time(query), {}, mem.config.search, None)
+    june = set(diary["s2"])
+    assert scores and set(scores) <= june and max(scores.values()) == 1.0
+    ranked = [f.id for f in grasp_rank(mem, query, config=PLAIN.with_("temporal")).items]
+    assert ranked[0] == diary["s2"][0]
+
+
+def test_temporal_anchor_is_found_by_search(mem, diary):
+    query = "What did Ann say after the lake hike?"
+    exprs = parse_time(query)
+    anchors = {e.anchor: mem.encoder.encode([e.anchor])[0] for e in exprs if e.anchor}
+    scores = focused.temporal_scores(
+        mem, query, mem.encoder.encode([query])[0], exprs, anchors, mem.config.search, None
+    )
+    assert scores and not set(scores) & set(diary["s1"])  # the May session is before the anchor
+
+
+def test_present_time_is_the_latest_event_time(mem, diary):
+    assert focused.present_time(mem).startswith("2023-07-20")
+
+
+def test_entities_take_the_named_speakers_best_turn_per_session(mem, diary):
+    query = "What does Ann like doing?"
+    qvec = mem.encoder.encode([query])[0]
+    scores = focused.entity_scores(
+        mem, query, qvec, ["Ann"], [], sessions=2, search_cfg=mem.config.search, filters=None, max_degree=50
+    )
+    items = {i.id: i for i in mem.store.get(list(scores))}
+    assert len(scores) == 2 and {i.speaker for i in items.values()} == {"Ann"}
+    assert len({i.session for i in items.values()}) == 2
+    assert (
+        focused.entity_scores(
+            mem, query, qvec, ["Nobody"], [], sessions=2, search_cfg=mem.config.search, filters=None, max_degree=50
+        )
+        == {}
+    )
+
+
+def test_named_people_keeps_proper_nouns():
+    mentions = [("Melanie's", "Melanie", "PERSON"), ("kids", "kid", "CONCEPT"), ("Caroline", "Caroline", "CONCEPT")]
+    assert focused.named_people(mentions) == ["Melanie", "Caroline"]
+
+
+def test_units_hand_a_fact_score_to_its_source_turns(mem, diary):
+    ann = EntityRow.make("Ann", "PERSON", ["Ann"])
+    garden = EntityRow.make("garden", "CONCEPT", ["garden"])
+    source = diary["s3"][0]
+    text = mem.get(source).text
+    mem.graph.write(
+        [ann, garden],
+        [MentionRow(garden.id, source, "garden", text.find("garden"), text.find("garden") + 6, text)],
+        [TripletRow(triplet_id(ann.id, "love", garden.id), ann.id, "love", garden.id, text, 0.9, (source,))],
+    )
+    scores = focused.unit_scores(mem, mem.encoder.encode(["Ann garden"])[0], [ann.id], limit=3, filters=None)
+    assert scores == {source: 1.0}
+    assert focused.unit_scores(mem, mem.encoder.encode(["x"])[0], [], limit=3, filters=None) == {}
+
+
+def test_personas_are_refreshed_read_and_packed(mem, diary):
+    assert self_statement("I love hiking") and not self_statement("Sounds fun.")
+    assert refresh_personas(mem, config=PersonaConfig(items=2, min_turns=2)) == 2
+    assert refresh_personas(mem, config=PersonaConfig(items=2, min_turns=2)) == 2  # idempotent
+    found = personas(mem)
+    assert set(found) == {"Ann", "Bob"} and json.loads(mem.store.get_meta(INDEX_KEY)) == ["Ann", "Bob"]
+    ann = found["Ann"]
+    assert ann["summary"].startswith("About Ann:") and 1 <= len(ann["sources"]) <= 2
+    assert all(mem.get(i).speaker == "Ann" for i in ann["sources"])
+    ctx = retrieve_context(mem, "What would Ann enjoy?", config=PLAIN.with_("personas", "grounding"))
+    entry = next(e for e in ctx.entries if e.id == "persona:Ann")
+    assert entry.kind == "summary" and set(entry.item_ids) == set(ann["sources"])
+    mem.delete(ann["sources"][0])  # a forgotten turn: the persona is not read until refreshed
+    assert focused.read_personas(mem, ["Ann"]) == []
+    refresh_personas(mem, config=PersonaConfig(items=2, min_turns=2))
+    assert focused.read_personas(mem, ["Ann"])
+
+
+def test_dense2_fuses_a_second_space(mem, diary):
+    class Shifted(HashEncoder):  # another "model": the same words hashed into another space
+        def encode_query(self, texts):
+            return self.encode(texts)
+
+    source = with_second_space(mem, Shifted(32, name="other"), space="e5")
+    assert isinstance(source, WithSpace) and len(source.indexes["e5"]) == len(mem)
+    assert source.store is mem.store and focused.second_space(mem, "x", "e5") is None
+    search, vector = focused.second_space(source, "hiking lake", "e5")
+    assert vector.shape == (32,) and search(vector[None, :], 1)[0]
+    ranking = grasp_rank(source, "hiking near the lake", config=PLAIN.with_("dense2"))
+    assert any("dense2" in f.ranks for f in ranking.items)
+    assert needs_second_space({"a": PLAIN.with_("dense2")}) == "e5" and needs_second_space({"a": PLAIN}) is None
+
+
+def test_all_focused_stages_together_keep_the_ranking_sane(mem, diary):
+    refresh_personas(mem, config=PersonaConfig(items=2, min_turns=2))
+    cfg = PLAIN.with_("temporal", "entities", "units", "personas", "grounding")
+    ranking = grasp_rank(mem, "What did Ann do in July?", config=cfg)
+    ids = [f.id for f in ranking.items]
+    assert len(ids) == len(set(ids)) and ids[0] == diary["s3"][0]
+    assert "focus" in ranking.timings_ms
+    assert np.all(np.diff([f.score for f in ranking.items]) <= 1e-9)
+
+
+def test_when_questions_move_the_dated_statement_of_the_named_person_up(mem):
+    ids = mem.add_conversation(
+        [
+            {"speaker": "Bob", "text": "How was the pottery class you talked about?", "timestamp": "2023-05-09"},
+            {"speaker": "Ann", "text": "I signed up for a pottery class yesterday.", "timestamp": "2023-05-09"},
+            {"speaker": "Bob", "text": "I went to a pottery class last week too.", "timestamp": "2023-05-09"},
+        ],
+        session="s1",
+        episode="e",
+    )
+    fused = [focused.Fused(i, s, {"dense": n}) for n, (i, s) in enumerate(zip(ids, (0.9, 0.5, 0.45)), start=1)]
+    out = focused.event_statements(mem, fused, ["Ann"], head=10, boost=1.0)
+    assert [f.id for f in out] == [ids[1], ids[0], ids[2]] and out[0].ranks["temporal"] == 0
+    anyone = focused.event_statements(mem, fused, [], head=10, boost=1.0)  # no one named: any dated statement
+    assert {f.id for f in anyone[:2]} == {ids[1], ids[2]}

@@ -60,7 +60,7 @@ log = logging.getLogger(__name__)
 # until a merge) from SQLite 3.42; older libraries get an 'optimize' after a privacy delete instead.
 FTS_SECURE_DELETE = sqlite3.sqlite_version_info >= (3, 42, 0)
 _BM25_PRUNE_FROM = 50_000  # items from which BM25 leaves out a query's most common words
-_BM25_COMMON = 5_000  # ... those in more than this many items (and more than 5% of them)
+_BM25_COMMON = 5_000  # ... those in more than this many items: a query's posting lists stay bounded as N grows
 
 
 def _migration_1(db: sqlite_utils.Database) -> None:
@@ -490,10 +490,12 @@ class SQLiteRecordStore(ArchiveMixin, QueryMixin, TransferMixin, VectorsMixin):
 
     # -- BM25 --------------------------------------------------------------------------------
     def bm25(self, query: str, k: int, filters: Filters | None = None) -> list[tuple[str, float]]:
-        """Top-k ``(id, score)`` by BM25 (FTS5, Porter stems). In a large memory the query's words found in
-        more than ``max(5,000, 5%)`` of the items are left out (their posting lists are long and their IDF
-        low: at a million items one such word costs more than the rest of a search); if every word is
-        that common, the two rarest stay."""
+        """Top-k ``(id, score)`` by BM25 (FTS5, Porter stems). In a large memory (over 50,000 items) the
+        query's words found in more than 5,000 items are left out: FTS5 scores every row of every
+        posting list it reads (no early stop), so one common word at a million items costs more than the
+        rest of a search; with this cap a query reads a bounded number of rows whatever the memory's
+        size, and the dense retriever still matches what the left-out words mean. If every word is that
+        common, the rarest one stays."""
         if k <= 0:
             return []
         words = query_words(query)
@@ -516,9 +518,9 @@ class SQLiteRecordStore(ArchiveMixin, QueryMixin, TransferMixin, VectorsMixin):
         return int(self._read("SELECT max(rowid) FROM items")[0][0] or 0)
 
     def _rare_words(self, words: list[str]) -> list[str]:
-        """``words`` without those in more than ``max(5000, 5%)`` of the items (see :meth:`bm25`)."""
+        """``words`` without those in more than ``_BM25_COMMON`` items (see :meth:`bm25`)."""
         n = self._size_estimate()
-        limit = max(_BM25_COMMON, 0.05 * n)
+        limit = _BM25_COMMON
         with self._lock:
             stems = self._stems(words)
             counts = {}
@@ -529,7 +531,7 @@ class SQLiteRecordStore(ArchiveMixin, QueryMixin, TransferMixin, VectorsMixin):
                     cached = self._df[stem] = (int(rows[0][0]) if rows else 0, n)
                 counts[word] = cached[0]
         kept = [w for w in words if counts[w] <= limit]
-        return kept or sorted(words, key=counts.__getitem__)[:2]
+        return kept or sorted(words, key=counts.__getitem__)[:1]
 
     def _stems(self, words: list[str]) -> list[str]:
         """The Porter stems FTS5 indexes ``words`` under (tokenized by a temporary FTS5 table)."""

@@ -18,6 +18,6 @@ def test_common_words_are_left_out_of_large_memories_only(tmp_path, monkeypatch)
         monkeypatch.setattr(sqlite_store, "_BM25_COMMON", 50)
         large = store.bm25("Really ADOPTION", k=300)
         assert [store.get([i])[0].text for i, _ in large] == ["we really discussed adoption agencies"]
-        assert store.bm25("really nice", k=5)  # every word common: the two rarest stay
+        assert store.bm25("really nice", k=5)  # every word common: the rarest stays
     finally:
         store.close()

@@ -4,6 +4,7 @@ video with text on screen, and a headless Debian Chromium driven by Playwright."
 from __future__ import annotations
 
 import os
+import secrets
 import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -58,7 +59,7 @@ def write_titled_video(path: Path, *, scenes=SCENES, scene_s: float = SCENE_S, f
 
 def build_memories(root: Path, data: Path, *, chaplin: bool = False, forged: bool = True) -> dict[str, object]:
     """Memories under ``root``: ``demo`` (two LoCoMo sessions, jfk.flac, a titled video, optionally
-    chaplin.mp4, and with ``forged`` an audio item naming /etc/hostname as its source), ``scratch``
+    chaplin.mp4, and with ``forged`` an audio item naming a secret file beside ``root`` as its source), ``scratch``
     (a few turns to change) and ``secret`` (for scoped keys). Returns facts the tests check against."""
     import omnimem
     from omnimem.config import MediaConfig, MemoryConfig
@@ -85,10 +86,14 @@ def build_memories(root: Path, data: Path, *, chaplin: bool = False, forged: boo
         assert report.ok, str(report)
         if chaplin:
             mem.ingest(data / "video" / "moviepy" / "chaplin.mp4")
-        forged_id = None
+        forged_id, secret = None, "omnimem-secret-" + secrets.token_hex(16)
         if forged:  # an item naming a file it was not read from: the UI must never serve that file
+            (root.parent / "secret.txt").write_text(secret)
             (forged_id,) = mem.add(
-                "a forged recording", modality="audio", source="/etc/hostname", episode="file:" + "0" * 24
+                "a forged recording",
+                modality="audio",
+                source=str(root.parent / "secret.txt"),
+                episode="file:" + "0" * 24,
             )
     with omnimem.Memory.open(root / "scratch", encoder=HashEncoder(64), config=config) as mem:
         mem.add_conversation(
@@ -101,7 +106,7 @@ def build_memories(root: Path, data: Path, *, chaplin: bool = False, forged: boo
         )
     with omnimem.Memory.open(root / "secret", encoder=HashEncoder(64), config=config) as mem:
         mem.add("The vault code is 4711.", speaker="Quinn")
-    return {"forged": forged_id, "video": video, "audio": audio, "corrected": wrong.id}
+    return {"forged": forged_id, "secret": secret, "video": video, "audio": audio, "corrected": wrong.id}
 
 
 def launch(playwright):

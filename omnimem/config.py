@@ -232,7 +232,7 @@ class GraspConfig:
     neighbours: bool = True  # turns borrow from their session neighbours (as Memory.search does)
     # focused searches (omnimem.retrieval.focused), each nudging the ranking; on by default only where the
     # held-out folds of omnimem.eval agree it helps (see the "Retrieval that generalizes" notes there)
-    temporal: bool = False  # time expressions of the query (omnimem.retrieval.temporal) -> a search in their window
+    temporal: bool = True  # time expressions of the query (omnimem.retrieval.temporal) -> a search in their window
     temporal_weight: float = 0.3  # weight of the in-window search's normalised score
     event_boost: float = 0.4  # "when" questions: a dated event statement's score times (1 + this)
     entities: bool = False  # entity-centred: the turns of the people the query names, best one per session

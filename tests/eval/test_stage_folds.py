@@ -7,6 +7,9 @@ from omnimem.eval.grasp import grasp_systems
 from omnimem.retrieval.context import GraspConfig
 
 
+OFF = GraspConfig(temporal=False)  # the base the rows describe: temporal off, hop2 on
+
+
 def _rows(effect_fold0: float, effect_fold1: float) -> list:
     """Two questions per fold; ``grasp+temporal`` adds the fold's effect, ``grasp-no-hop2`` costs 0.1."""
     rows = []
@@ -17,7 +20,7 @@ def _rows(effect_fold0: float, effect_fold1: float) -> list:
 
 
 def test_a_stage_that_helps_on_both_folds_is_chosen_on_both():
-    report = stage_report(_rows(0.2, 0.1), GraspConfig(), 10, ["temporal", "hop2", "ppr"])
+    report = stage_report(_rows(0.2, 0.1), OFF, 10, ["temporal", "hop2", "ppr"])
     assert set(report) == {"temporal", "hop2"}  # no rows for ppr: left out
     t = report["temporal"]
     assert t["helps"] and t["agree"] and t["default"] == "off"
@@ -32,7 +35,7 @@ def test_a_stage_that_helps_on_both_folds_is_chosen_on_both():
 
 
 def test_a_stage_the_folds_disagree_on_keeps_its_held_out_cost():
-    t = stage_report(_rows(0.2, -0.1), GraspConfig(), 10, ["temporal"])["temporal"]
+    t = stage_report(_rows(0.2, -0.1), OFF, 10, ["temporal"])["temporal"]
     assert not t["agree"] and not t["helps"]
     # fold 0 is reported with the choice of fold 1 (off), fold 1 with fold 0's (on): it costs 0.1 there
     assert [f["chosen"] for f in t["folds"]] == ["off", "on"] and t["held_out_recall@10"] == 0.45
@@ -40,5 +43,6 @@ def test_a_stage_the_folds_disagree_on_keeps_its_held_out_cost():
 
 def test_ablation_has_a_system_per_stage():
     systems = grasp_systems(True, True)
-    for stage in ("temporal", "entities", "units", "personas", "dense2"):
+    assert not systems["grasp-no-temporal"].is_on("temporal")  # on by default since the held-out folds agreed
+    for stage in ("entities", "units", "personas", "dense2"):
         assert systems[f"grasp+{stage}"].is_on(stage)

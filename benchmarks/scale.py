@@ -14,7 +14,8 @@ Items are conversation-like: sentences of the LoCoMo turns and MuSiQue passages 
 names (a Zipf law over speakers; one speaker holds 0.1% of the items) and dates spread over five years;
 ~20 items per session. Encoding a million items would take hours on 2 cores, so a pool of unique
 sentences is encoded once with the real encoder and an item's vector is the normalised sum of its
-sentences' vectors plus a little noise (items stay distinct, clustered like real embeddings). The
+sentences' vectors plus a little noise (norm 0.2 against the unit vector: items stay distinct, clustered
+around their sentences as real embeddings of recombined text are). The
 first 5,000 items go through the normal add path with graph extraction, so the memory has a graph;
 the rest use the bulk path (``add_items(vectors=..., extract=False)``).
 """
@@ -45,6 +46,7 @@ from omnimem.encoders import create_encoder  # noqa: E402
 
 GRAPH_ITEMS = 5_000  # items added through the normal path with graph extraction
 POOL = 6_000  # unique sentences encoded with the real encoder
+NOISE = 0.2  # norm of the noise added to an item's (unit) vector: items of one sentence stay ~0.98 alike
 # a fresh process: the encoder loads first (untimed: a server has it loaded), then Memory.open and the
 # first search are timed
 OPEN = """
@@ -98,7 +100,8 @@ class Maker:
             day = f"{2019 + self.n // 200_000}-{1 + (self.n // 17_000) % 12:02d}-{1 + (self.n // 600) % 28:02d}"
             text = " ".join(self.pool[i] for i in picks).replace("Caroline", speaker).replace("Melanie", self.names[(self.n * 7) % 2000])  # fmt: skip
             items.append(Item.make(text=text, speaker=speaker, event_time=day, session=f"s{self.n // 20}", episode=f"e{self.n // 500}", place=self.n))  # fmt: skip
-            v = self.vectors[picks].sum(axis=0) + 0.15 * self.rng.standard_normal(self.vectors.shape[1])
+            v = self.vectors[picks].sum(axis=0)
+            v = v / np.linalg.norm(v) + NOISE * self.rng.standard_normal(len(v)) / np.sqrt(len(v))
             rows.append(v / np.linalg.norm(v))
             self.n += 1
         return items, np.asarray(rows, dtype=np.float32)

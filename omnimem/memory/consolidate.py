@@ -7,7 +7,8 @@ Steps, each idempotent and resumable on its own:
 2. *facts*: facts not yet seen by the semantic memory are observed (add / reinforce / supersede);
 3. *duplicates*: after entity merges, facts with the same canonical head, relation and tail become
    one (the survivor keeps every source, the others are removed, the merge is logged);
-4. *summaries*: every dirty session and episode summary is rewritten.
+4. *summaries*: every dirty session and episode summary is rewritten, and the speakers' personas
+   (:mod:`omnimem.memory.personas`).
 A second run right after the first changes nothing.
 """
 
@@ -35,6 +36,7 @@ def consolidate(
     its workers; everything else (resolution, facts, duplicates, summaries) runs here.
     """
     from omnimem.graph.jobs import build_graph
+    from omnimem.memory.personas import refresh_personas
 
     started = time.perf_counter()
     while memory.catch_up(limit=500):  # extraction owed on items a crash interrupted
@@ -43,9 +45,10 @@ def consolidate(
     observed = _observe_unseen(memory)
     merged = _merge_duplicate_facts(memory)
     summaries = memory.episodic.refresh()
+    speakers = refresh_personas(memory)  # per-speaker profiles (omnimem.memory.personas)
     return {
         "graph_items": job.items - job.skipped, "triplets": job.triplets, "entity_merges": job.merges,
-        "facts_observed": observed, "facts_merged": merged, "summaries": summaries,
+        "facts_observed": observed, "facts_merged": merged, "summaries": summaries, "personas": speakers,
         "failures": len(job.failures), "seconds": round(time.perf_counter() - started, 2),
     }  # fmt: skip
 

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from omnimem.errors import ConfigError
+from omnimem.memory.personas import forget_in_personas
 from omnimem.memory.scrub import drop_sources, scrub_checkpoints
 from omnimem.types import Item, to_iso, utc_now
 
@@ -91,6 +92,7 @@ class Forgetting:
         before = memory.graph.counts()
         blobs = {address for item in items for address in blob_addresses(item)}
         memory.delete(report.items)
+        forget_in_personas(memory, report.items)  # a persona quoting them is rewritten from what remains
         after = memory.graph.counts()
         report.triplets = before.get("triplets", 0) - after.get("triplets", 0)
         report.entities = before.get("entities", 0) - after.get("entities", 0)

@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import re
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -31,7 +32,7 @@ from omnimem.types import Item, utc_now
 if TYPE_CHECKING:  # pragma: no cover
     from omnimem.memory.core import Memory
 
-__all__ = ["PersonaConfig", "refresh_personas", "personas", "self_statement", "INDEX_KEY"]
+__all__ = ["PersonaConfig", "refresh_personas", "personas", "self_statement", "INDEX_KEY", "forget_in_personas"]
 
 INDEX_KEY = "personas"  # meta key of the JSON list of speakers with a persona
 
@@ -77,9 +78,9 @@ def _turns_by_speaker(memory: Memory, max_turns: int) -> dict[str, list[Item]]:
 
 
 def refresh_personas(memory: Memory, *, config: PersonaConfig | None = None) -> int:
-    """Rewrite the persona of every speaker with at least ``config.min_turns`` turns; returns how many.
-
-    Idempotent: the same turns give the same persona. Speakers whose turns are all gone lose theirs.
+    """Rewrite the persona of every speaker with at least ``config.min_turns`` turns; returns how many
+    changed. Idempotent: the same turns give the same persona (not rewritten). Speakers whose turns
+    are all gone lose theirs.
     """
     from omnimem.memory.core import TEXT_SPACE
 
@@ -87,6 +88,7 @@ def refresh_personas(memory: Memory, *, config: PersonaConfig | None = None) -> 
     store = memory.store
     old = set(json.loads(store.get_meta(INDEX_KEY) or "[]"))
     written: list[str] = []
+    changed = 0
     for speaker, items in sorted(_turns_by_speaker(memory, config.max_turns).items()):
         if len(items) < config.min_turns:
             continue
@@ -104,12 +106,25 @@ def refresh_personas(memory: Memory, *, config: PersonaConfig | None = None) -> 
             "speaker": speaker, "summary": f"About {speaker}: " + " … ".join(quotes), "sources": picks,
             "turns": len(items), "updated_at": utc_now(),
         }  # fmt: skip
-        store.set_meta(PERSONA_KEY + speaker, json.dumps(persona, ensure_ascii=False, sort_keys=True))
         written.append(speaker)
+        before = json.loads(store.get_meta(PERSONA_KEY + speaker) or "{}")
+        if (before.get("summary"), before.get("sources")) != (persona["summary"], picks):  # idempotent
+            store.set_meta(PERSONA_KEY + speaker, json.dumps(persona, ensure_ascii=False, sort_keys=True))
+            changed += 1
     for speaker in old - set(written):  # a speaker without turns now: an empty persona is ignored
         store.set_meta(PERSONA_KEY + speaker, json.dumps({"speaker": speaker, "summary": "", "sources": []}))
     store.set_meta(INDEX_KEY, json.dumps(written, ensure_ascii=False))
-    return len(written)
+    return changed + len(old - set(written))
+
+
+def forget_in_personas(memory: Memory, forgotten: Sequence[str]) -> int:
+    """After ``forget``: rewrite the personas from what remains when one of them quoted a forgotten
+    item (the old text is overwritten in place; ``forget``'s checkpoint then clears the WAL). Returns
+    how many personas were rewritten (0: none quoted them)."""
+    gone = set(forgotten)
+    if not any(gone & set(p.get("sources", ())) for p in personas(memory).values()):
+        return 0
+    return refresh_personas(memory)
 
 
 def personas(memory: Memory) -> dict[str, dict[str, Any]]:

@@ -6,7 +6,6 @@ from omnimem.eval.folds import stage_lines, stage_report
 from omnimem.eval.grasp import grasp_systems
 from omnimem.retrieval.context import GraspConfig
 
-
 OFF = GraspConfig(temporal=False)  # the base the rows describe: temporal off, hop2 on
 
 

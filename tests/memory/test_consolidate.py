@@ -25,7 +25,7 @@ def test_consolidation_run_twice_changes_nothing_the_second_time(tmp_path, hash_
         state = (mem.graph.counts(), [str(f) for f in mem.facts("Alice", include_retired=True)])
         second = mem.consolidate()
         assert {k: v for k, v in second.items() if k != "seconds"} == {
-            "graph_items": 0, "triplets": 0, "entity_merges": 0, "facts_observed": 0, "facts_merged": 0,
+            "graph_items": 0, "triplets": 0, "entity_merges": 0, "facts_observed": 0, "facts_merged": 0, "personas": 0,
             "summaries": 0, "failures": 0,
         }  # fmt: skip
         assert (mem.graph.counts(), [str(f) for f in mem.facts("Alice", include_retired=True)]) == state

@@ -204,3 +204,26 @@ def test_access_statistics_never_wait_for_the_write_lock(tmp_path, hash_encoder)
         writer.close()
         mem.add("the next write carries the counts")
         assert mem.store.read("SELECT access_count FROM item_stats WHERE item_id = ?", (item,)) == [(2,)]
+
+
+def test_consolidation_writes_personas_and_forget_rewrites_them(tmp_path, hash_encoder):
+    from omnimem.memory.personas import personas
+
+    path = tmp_path / "m"
+    with omnimem.Memory.open(path, encoder=hash_encoder) as mem:
+        turns = [
+            {"speaker": "Eve", "text": "I love the zorblatt trial at the Quixville clinic."},
+            {"speaker": "Eve", "text": "I'm a nurse at the Quixville clinic."},
+            {"speaker": "Eve", "text": "My zorblatt results come in May."},
+            {"speaker": "Eve", "text": "I think the zorblatt trial will work."},
+            {"speaker": "Eve", "text": "I have a zorblatt appointment on Friday."},
+        ]
+        turns += [{"speaker": "Bob", "text": f"I play jazz piano in Oslo, night {n}."} for n in range(5)]
+        mem.add_conversation(turns, session="s1")
+        assert mem.consolidate()["personas"] == 2
+        assert "zorblatt" in personas(mem)["Eve"]["summary"].lower()
+        assert mem.consolidate()["personas"] == 0  # the same turns: nothing rewritten
+        mem.forget(speakers=["Eve"])
+        left = personas(mem)
+        assert "Eve" not in left and "oslo" in left["Bob"]["summary"].lower()
+    assert _scan(path) == []

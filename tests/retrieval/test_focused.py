@@ -115,7 +115,7 @@ def test_units_hand_a_fact_score_to_its_source_turns(mem, diary):
 def test_personas_are_refreshed_read_and_packed(mem, diary):
     assert self_statement("I love hiking") and not self_statement("Sounds fun.")
     assert refresh_personas(mem, config=PersonaConfig(items=2, min_turns=2)) == 2
-    assert refresh_personas(mem, config=PersonaConfig(items=2, min_turns=2)) == 2  # idempotent
+    assert refresh_personas(mem, config=PersonaConfig(items=2, min_turns=2)) == 0  # idempotent: nothing changed
     found = personas(mem)
     assert set(found) == {"Ann", "Bob"} and json.loads(mem.store.get_meta(INDEX_KEY)) == ["Ann", "Bob"]
     ann = found["Ann"]

@@ -21,6 +21,8 @@ from omnimem.stores.segments import SyncReport
 
 __all__ = ["PgVectorIndex", "vector_literal"]
 
+HNSW_EF_MAX = 1_000  # pgvector's largest hnsw.ef_search
+
 _SPACE = re.compile(r"[a-z][a-z0-9_]{0,40}")
 
 
@@ -80,10 +82,17 @@ class PgVectorIndex:
         )
         out = []
         with self.store.db.transaction() as conn:  # SET LOCAL needs a transaction; a read takes no lock
-            conn.execute("SELECT set_config('hnsw.ef_search', %s, true)", (str(max(self.ef_search, k)),))
+            # pgvector caps ef_search at 1000; a larger k (a filtered search over-fetching) keeps scanning
+            # the graph past it (iterative scan, pgvector >= 0.8), its rows then sorted here
+            conn.execute(
+                "SELECT set_config('hnsw.ef_search', %s, true)", (str(min(HNSW_EF_MAX, max(self.ef_search, k))),)
+            )
+            if k > HNSW_EF_MAX:
+                conn.execute("SELECT set_config('hnsw.iterative_scan', 'relaxed_order', true)")
             for query in queries:
                 literal = vector_literal(query)
-                out.append([(i, float(s)) for i, s in conn.execute(sql, (literal, literal, int(k))).fetchall()])
+                rows = [(i, float(s)) for i, s in conn.execute(sql, (literal, literal, int(k))).fetchall()]
+                out.append(sorted(rows, key=lambda r: -r[1]))
         return out
 
     def ids(self) -> list[str]:

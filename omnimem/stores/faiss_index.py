@@ -17,21 +17,32 @@ import tempfile
 import zlib
 from collections.abc import Iterable, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from omnimem.errors import ConfigError, CorruptInput, missing_extra
 from omnimem.stores.exact import check_batch
 
-__all__ = ["FaissIndex", "int_id"]
+__all__ = ["FaissIndex", "int_id", "load_faiss", "is_ivf"]
 
 
-def _faiss():
+def load_faiss() -> Any:
+    """The ``faiss`` module, imported on first use (a clear error when it is missing)."""
     try:
         import faiss
     except ImportError as e:  # pragma: no cover - faiss-cpu is a default dependency
         raise missing_extra("faiss-cpu", "default") from e
     return faiss
+
+
+def is_ivf(index: Any) -> bool:
+    """Whether a FAISS index is (or wraps) an inverted-file index."""
+    try:
+        load_faiss().extract_index_ivf(index)
+    except RuntimeError:
+        return False
+    return True
 
 
 def int_id(item_id: str) -> int:
@@ -61,7 +72,7 @@ class FaissIndex:
     @property
     def kind(self) -> str:
         """``"flat"`` or ``"ivf"``: which structure currently answers searches."""
-        return "ivf" if self._is_ivf(self._index) else "flat"
+        return "ivf" if is_ivf(self._index) else "flat"
 
     # -- protocol ----------------------------------------------------------------------------
     def upsert(self, ids: Sequence[str], vectors: np.ndarray) -> None:
@@ -75,7 +86,7 @@ class FaissIndex:
             if other is not None and other != item_id:  # pragma: no cover - 2**-63 per pair
                 raise ConfigError(f"id hash collision between {other!r} and {item_id!r}")
             self._str[key] = item_id
-        if self._is_ivf(self._index) and not self._index.is_trained:
+        if is_ivf(self._index) and not self._index.is_trained:
             self._index.train(vectors)
         self._index.add_with_ids(vectors, keys)
         if self.factory == "auto" and self.kind == "flat" and len(self) >= self.approx_threshold:
@@ -97,7 +108,7 @@ class FaissIndex:
         keys = [key for key in (int_id(i) for i in ids) if key in self._str]
         if not keys:
             return 0
-        faiss = _faiss()
+        faiss = load_faiss()
         removed = self._index.remove_ids(faiss.IDSelectorBatch(np.array(keys, dtype=np.int64)))
         for key in keys:
             del self._str[key]
@@ -112,7 +123,7 @@ class FaissIndex:
     # -- persistence -------------------------------------------------------------------------
     def save(self, path: str | Path, *, generation: int = 0) -> None:
         """Write ``path`` (the index) and ``path.ids.json`` (id map + generation) atomically."""
-        faiss = _faiss()
+        faiss = load_faiss()
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         data = faiss.serialize_index(self._index).tobytes()
@@ -128,7 +139,7 @@ class FaissIndex:
         Raises :class:`CorruptInput` when the files are unreadable or disagree with each other;
         the caller rebuilds the index from the record store then.
         """
-        faiss = _faiss()
+        faiss = load_faiss()
         path = Path(path)
         try:
             meta = json.loads(Path(f"{path}.ids.json").read_text(encoding="utf-8"))
@@ -147,36 +158,27 @@ class FaissIndex:
             raise CorruptInput(f"vector index {path} and its id map disagree; it will be rebuilt from SQLite")
         self = cls(index.d, **options)
         self._index = index
-        if self._is_ivf(index):
+        if is_ivf(index):
             faiss.extract_index_ivf(index).nprobe = self.nprobe
         self._str = {int_id(i): i for i in ids}
         return self, generation
 
     # -- internals ---------------------------------------------------------------------------
     def _empty(self, factory: str):
-        faiss = _faiss()
+        faiss = load_faiss()
         try:
             index = faiss.index_factory(self.dim, factory, faiss.METRIC_INNER_PRODUCT)
         except RuntimeError as e:
             raise ConfigError(f"invalid FAISS factory string {factory!r}: {e}") from e
-        if self._is_ivf(index):
+        if is_ivf(index):
             faiss.extract_index_ivf(index).nprobe = self.nprobe
             faiss.extract_index_ivf(index).make_direct_map(False)
             return index
         return faiss.IndexIDMap2(index)
 
-    @staticmethod
-    def _is_ivf(index) -> bool:
-        faiss = _faiss()
-        try:
-            faiss.extract_index_ivf(index)
-        except RuntimeError:
-            return False
-        return True
-
     def _become_ivf(self) -> None:
         """Switch from exact search to IVF, training on the vectors already held (same ids)."""
-        keys = _faiss().vector_to_array(self._index.id_map).astype(np.int64)
+        keys = load_faiss().vector_to_array(self._index.id_map).astype(np.int64)
         vectors = self._index.index.reconstruct_n(0, self._index.ntotal)
         index = self._empty(f"IVF{ivf_lists(len(keys))},Flat")
         index.train(vectors)

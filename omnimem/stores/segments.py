@@ -36,8 +36,10 @@ from typing import Any
 
 import numpy as np
 
-from omnimem.errors import ConfigError, CorruptInput, MemoryLocked, missing_extra
+from omnimem.errors import ConfigError, CorruptInput, MemoryLocked
 from omnimem.stores.base import Filters
+from omnimem.stores.faiss_index import is_ivf as _is_ivf
+from omnimem.stores.faiss_index import load_faiss as _faiss
 
 __all__ = ["SegmentedIndex", "SyncReport", "ivf_lists"]
 
@@ -58,14 +60,6 @@ class SyncReport:
     @property
     def changed(self) -> bool:
         return bool(self.added or self.removed or self.rebuilt)
-
-
-def _faiss() -> Any:
-    try:
-        import faiss
-    except ImportError as e:  # pragma: no cover - faiss-cpu is a default dependency
-        raise missing_extra("faiss-cpu", "default") from e
-    return faiss
 
 
 def ivf_lists(n: int) -> int:
@@ -423,15 +417,6 @@ class SegmentedIndex:
         if not self.tombstones:
             return self._keys
         return self._keys[~np.isin(self._keys, np.fromiter(self.tombstones, dtype=np.int64))]
-
-
-def _is_ivf(index: Any) -> bool:
-    faiss = _faiss()
-    try:
-        faiss.extract_index_ivf(index)
-    except RuntimeError:
-        return False
-    return True
 
 
 def _is_ivf_file(path: Path) -> bool:

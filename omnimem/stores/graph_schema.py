@@ -12,6 +12,7 @@ lists a root's members through an index, never by reading every merged entity.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -20,7 +21,7 @@ from omnimem.types import concept_key, content_id
 
 __all__ = [
     "GRAPH_SCHEMA_VERSION", "SCHEMA_SQL", "ROOT_SQL", "EntityRow", "MentionRow", "TripletRow", "Merge", "Split",
-    "entity_id", "sense_id", "triplet_id", "entity_node", "item_node", "follow", "regroup",
+    "entity_id", "sense_id", "triplet_id", "entity_node", "item_node", "follow", "regroup", "entity_rows",
 ]  # fmt: skip
 
 GRAPH_SCHEMA_VERSION = 3  # 2: entity_splits (per-mention senses); 3: entities.root (maintained resolution)
@@ -209,3 +210,21 @@ class Split:
     scores: dict[str, float] = field(default_factory=dict)  # evidence: items, context, silhouette, neighbours
     created_at: str = ""  # ISO-8601 UTC
     undone_at: str | None = None  # set by unsplit
+
+
+def entity_rows(
+    rows: Iterable[Sequence[Any]], members: Iterable[tuple[str, str]], *, include_merged: bool
+) -> list[EntityRow]:
+    """Entities as both graph stores return them: ``rows`` are ``(id, name, type, aliases JSON,
+    description, merged_into, root)``; ``members`` ``(root, aliases JSON)`` of entities merged into
+    a root, whose aliases the root lists as its own. Merged entities only with ``include_merged``."""
+    extra: dict[str, list[str]] = {}
+    for root, aliases in members:
+        extra.setdefault(root, []).extend(json.loads(aliases))
+    out = []
+    for eid, name, type_, aliases, desc, merged_into, root in rows:
+        if merged_into and not include_merged:
+            continue
+        own = json.loads(aliases) + ([] if merged_into else extra.get(eid, []))
+        out.append(EntityRow(eid, name, type_, tuple(dict.fromkeys(own)), desc, root if merged_into else None))
+    return out

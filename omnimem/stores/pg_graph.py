@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from omnimem.errors import ConfigError, NotFound
-from omnimem.stores.graph_schema import EntityRow, MentionRow, Merge, Split, TripletRow, sense_id
+from omnimem.stores.graph_schema import EntityRow, MentionRow, Merge, Split, TripletRow, entity_rows, sense_id
 from omnimem.stores.pg_graph_ops import (
     C,
     delete_links,
@@ -146,16 +146,7 @@ class PostgresGraphStore:
             rows = self._read(f"SELECT {cols} FROM entities WHERE id = ANY(%s) ORDER BY id {C}", (self._ids(ids),))
             sql = "SELECT root, aliases FROM entities WHERE root = ANY(%s) AND id <> root ORDER BY seq"
             members = self._read(sql, ([r[0] for r in rows if r[5] is None],))
-        extra: dict[str, list[str]] = {}
-        for root, aliases in members:
-            extra.setdefault(root, []).extend(json.loads(aliases))
-        out = []
-        for eid, name, type_, aliases, desc, merged_into, root in rows:
-            if merged_into and not include_merged:
-                continue
-            own = json.loads(aliases) + ([] if merged_into else extra.get(eid, []))
-            out.append(EntityRow(eid, name, type_, tuple(dict.fromkeys(own)), desc, root if merged_into else None))
-        return out
+        return entity_rows(rows, members, include_merged=include_merged)
 
     def get_entity(self, entity_id: str) -> EntityRow:
         rows = self.entities([entity_id], include_merged=True)

@@ -43,6 +43,7 @@ from omnimem.stores.graph_schema import (
     TripletRow,
     entity_id,
     entity_node,
+    entity_rows,
     item_node,
     sense_id,
     triplet_id,
@@ -240,16 +241,7 @@ class SQLiteGraphStore:
             rows = self._read_in(f"SELECT {cols} FROM entities WHERE id IN ({{in_}})", ids)
             sql = "SELECT root, aliases FROM entities WHERE root IN ({in_}) AND id != root ORDER BY rowid"
             members = self._read_in(sql, [r[0] for r in rows if r[5] is None])
-        extra: dict[str, list[str]] = {}
-        for root, aliases in members:
-            extra.setdefault(root, []).extend(json.loads(aliases))
-        out = []
-        for eid, name, type_, aliases, desc, merged_into, root in rows:
-            if merged_into and not include_merged:
-                continue
-            own = json.loads(aliases) + ([] if merged_into else extra.get(eid, []))
-            out.append(EntityRow(eid, name, type_, tuple(dict.fromkeys(own)), desc, root if merged_into else None))
-        return out
+        return entity_rows(rows, members, include_merged=include_merged)
 
     def get_entity(self, entity_id: str) -> EntityRow:
         rows = self.entities([entity_id], include_merged=True)

@@ -27,7 +27,7 @@ from omnimem.errors import ConfigError, NotFound
 from omnimem.graph.builder import GraphBuilder
 from omnimem.memory.episodes import EpisodicMemory
 from omnimem.memory.forgetting import ForgetPolicy, ForgetReport, Forgetting
-from omnimem.memory.inputs import clean_text, embedding_text, query_filters
+from omnimem.memory.inputs import clean_text, conversation_items, embedding_text, query_filters
 from omnimem.memory.jobs import JobRunner
 from omnimem.memory.locations import IMAGE_SPACE, TEXT_SPACE, open_parts
 from omnimem.memory.media import IngestReport, MediaIngestor, query_video
@@ -168,31 +168,10 @@ class Memory:
         one speaker saying "Yes." twice keeps both turns, and adding the same conversation again is a
         no-op. A caller that adds a long conversation in pieces passes each piece's ``start``.
         """
-        if isinstance(start, bool) or not isinstance(start, int) or start < 0:
-            raise ConfigError(f"start must be an int >= 0 (the first turn's place in the conversation), got {start!r}")
-        positional = self.store.turn_ids == "place"
-        seen: set[str] = set()
-        items = []
-        for n, turn in enumerate(turns):
-            if not isinstance(turn, Mapping):
-                raise ConfigError(f"turn {n} must be a dict with 'speaker' and 'text', got {type(turn).__name__}")
-            unknown = set(turn) - {"speaker", "text", "timestamp", "metadata", "id"}
-            if unknown:
-                raise ConfigError(
-                    f"turn {n} has unknown key(s) {sorted(unknown)}; allowed: speaker, text, timestamp, metadata, id"
-                )
-            if "text" not in turn:
-                raise ConfigError(f"turn {n} has no 'text'")
-            fields = dict(
-                modality="text", text=clean_text(turn["text"], n), id=turn.get("id"), speaker=turn.get("speaker"),
-                event_time=turn.get("timestamp"), session=session, episode=episode, source=source,
-                metadata=turn.get("metadata"),
-            )  # fmt: skip
-            item = Item.make(**fields, place=start + n if positional else None)
-            if not positional and item.id in seen:  # a memory from before places: only a repeat gets one
-                item = Item.make(**fields, place=start + n)
-            seen.add(item.id)
-            items.append(item)
+        items = conversation_items(
+            turns, session=session, episode=episode, source=source, start=start,
+            positional=self.store.turn_ids == "place",
+        )  # fmt: skip
         return self.add_items(items)
 
     @contextmanager

@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import random
 import shutil
 import sys
 import tempfile
@@ -31,7 +30,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from scale import POOL, Maker, pct, sentences, timed  # noqa: E402
+from scale import POOL, Maker, pct, questions, sentences, timed  # noqa: E402
 
 from omnimem import Memory  # noqa: E402
 from omnimem.data import data_dir  # noqa: E402
@@ -141,9 +140,7 @@ def main() -> None:
     encoder = create_encoder(args.encoder)
     pool = sentences(root, POOL)
     pool_vectors = encoder.encode(pool, modality="text")
-    qrng = random.Random(1)
-    names = Maker(pool, pool_vectors).names
-    queries = [f"What did {qrng.choice(names[:300])} say about {' '.join(qrng.choice(pool).split()[:6])}?" for _ in range(args.queries)]  # fmt: skip
+    queries = questions(Maker(pool, pool_vectors), args.queries)
     folder = Path(tempfile.mkdtemp(prefix="omnimem-backends-"))
     server = None
     try:

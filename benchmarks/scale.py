@@ -107,6 +107,12 @@ class Maker:
         return items, np.asarray(rows, dtype=np.float32)
 
 
+def questions(maker: Maker, n: int) -> list[str]:
+    """``n`` questions about the items: a frequent speaker and the first words of a pool sentence."""
+    rng = random.Random(1)
+    return [f"What did {rng.choice(maker.names[:300])} say about {' '.join(rng.choice(maker.pool).split()[:6])}?" for _ in range(n)]  # fmt: skip
+
+
 def pct(values: list[float], q: float) -> float:
     values = sorted(values)
     return round(values[min(len(values) - 1, int(q * len(values)))], 2)
@@ -204,8 +210,7 @@ def main() -> None:
     pool_vectors = encoder.encode(pool, modality="text")
     print(json.dumps({"bench": "scale", "pool_sentences": len(pool), "pool_encode_s": round(time.perf_counter() - t0, 1)}), flush=True)  # fmt: skip
     maker = Maker(pool, pool_vectors)
-    qrng = random.Random(1)
-    queries = [f"What did {qrng.choice(maker.names[:300])} say about {' '.join(qrng.choice(pool).split()[:6])}?" for _ in range(args.queries)]  # fmt: skip
+    queries = questions(maker, args.queries)
     folder = Path(args.memory) if args.memory else Path(tempfile.mkdtemp(prefix="omnimem-scale-"))
     path = folder / "m"
     try:

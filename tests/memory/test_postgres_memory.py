@@ -125,7 +125,7 @@ def test_a_search_deeper_than_pgvectors_ef_limit_and_a_dated_context(pg_url, has
     with _open(url, hash_encoder) as mem:
         mem.add([f"note {n} about the garden" for n in range(30)], session="s0")
         mem.add("We went hiking in the hills.", speaker="Ann", timestamp="2023-05-08", session="s1")
-        (index,) = [mem.indexes[space] for space in mem.indexes]
+        index = mem.indexes["text"]
         assert len(index.search(mem.encoder.encode(["garden"]), 3_200)[0]) == 31  # k past hnsw.ef_search's cap
         hits = mem.context("What did Ann do in May 2023?", budget_tokens=400)  # a time window: a filtered search
         assert any("hiking" in e.text for e in hits.entries)

@@ -127,7 +127,7 @@ def run_evals(root: Path, uri: str, encoder) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000])
+    parser.add_argument("--sizes", type=int, nargs="*", default=[10_000, 100_000], help="none: only --evals")
     parser.add_argument("--queries", type=int, default=100)
     parser.add_argument("--encoder", default="minilm")
     parser.add_argument("--evals", action="store_true", help="also the LoCoMo and MuSiQue dev evals on both")
@@ -148,8 +148,9 @@ def main() -> None:
         if uri is None:
             server, uri = start_server(folder / "pg")
         schema = f"bench_{uuid.uuid4().hex[:8]}"
-        run_backend("sqlite", str(folder / "m"), args.sizes, Maker(pool, pool_vectors), queries, encoder)
-        run_backend("postgresql", with_schema(uri, schema), args.sizes, Maker(pool, pool_vectors), queries, encoder)
+        if args.sizes:
+            run_backend("sqlite", str(folder / "m"), args.sizes, Maker(pool, pool_vectors), queries, encoder)
+            run_backend("postgresql", with_schema(uri, schema), args.sizes, Maker(pool, pool_vectors), queries, encoder)
         if args.evals:
             run_evals(root, uri, encoder)
         import psycopg

@@ -25,6 +25,7 @@ from omnimem.errors import ConfigError, NotFound, OmnimemError, StorageError
 from omnimem.stores.base import Filters
 from omnimem.stores.nodes import node_keys
 from omnimem.stores.pg_archive import Access, PgArchiveMixin
+from omnimem.stores.pg_bm25 import PgBM25
 from omnimem.stores.pg_nodes import PgNodeMixin, clear_summaries, touch_nodes
 from omnimem.stores.pg_queries import PgQueryMixin
 from omnimem.stores.pg_schema import (
@@ -47,16 +48,13 @@ if TYPE_CHECKING:
     from omnimem.stores.pg import PgDatabase
     from omnimem.stores.pg_facts import PgJobProgress
 
-__all__ = ["PostgresRecordStore", "SCHEMA_VERSION", "RANK_NORMALIZATION"]
+__all__ = ["PostgresRecordStore", "SCHEMA_VERSION"]
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
 SCHEMA_VERSION = len(MIGRATIONS)
-# ts_rank_cd's normalization flags: 0 = none (a long item is not penalised); 1 divides by
-# 1 + log(length), 2 by the length, 32 maps the rank to rank / (rank + 1).
-RANK_NORMALIZATION = 0
 _INSERT_COLUMNS = ("seq", *ITEM_COLUMNS, "heading")
 _HELD_BACK = re.compile(r"(\d+) are dead but not yet removable")
 
@@ -76,6 +74,7 @@ class PostgresRecordStore(PgArchiveMixin, PgQueryMixin, PgNodeMixin, PgTransferM
         self._lock = threading.RLock()  # guards the access buffer
         self._access: Access = {}  # access statistics not yet written: id -> (count, last)
         self._closed = False
+        self._bm25 = PgBM25(self._read)  # full-text ranking with its cached collection statistics
         try:
             db.migrate("records", MIGRATIONS)
             self.vector_schema = vector_schema(db)  # pgvector's schema, quoted: its type and functions live there
@@ -296,26 +295,13 @@ class PostgresRecordStore(PgArchiveMixin, PgQueryMixin, PgNodeMixin, PgTransferM
 
     # -- full text ---------------------------------------------------------------------------
     def bm25(self, query: str, k: int, filters: Filters | None = None) -> list[tuple[str, float]]:
-        """Top-k ``(id, score)`` by PostgreSQL's text search, best first (higher is better).
-
-        The query's content words (:func:`~omnimem.stores.sqlite_sql.query_words`, the stopwords
-        SQLite drops) are ORed in ``to_tsquery('english', ...)`` (stemmed, as FTS5's porter) and
-        matches are ranked by ``ts_rank_cd``. That is not BM25: no inverse document frequency (a rare
-        word counts as much as a common one), cover density (matched words close together rank
-        higher) and no length normalisation unless :data:`RANK_NORMALIZATION` asks for it. Scores
-        are comparable within one result list only.
-        """
+        """Top-k ``(id, score)`` by Okapi BM25 over the ``tsv`` column, best first, scored as SQLite's
+        FTS5 scores (:mod:`omnimem.stores.pg_bm25`); the query's content words are
+        :func:`~omnimem.stores.sqlite_sql.query_words`'s."""
         words = query_words(query)
         if not words or k <= 0:
             return []
-        tsquery = " | ".join(f"'{w}'" for w in words)  # \w+ words: no quote or backslash to escape
-        where, params = pg_filter_sql(filters)
-        sql = (
-            "SELECT items.id, ts_rank_cd(items.tsv, q, %s) AS score FROM items, to_tsquery('english', %s) AS q"
-            f" WHERE items.tsv @@ q{where} ORDER BY score DESC, items.seq LIMIT %s"
-        )
-        rows = self._read(sql, (RANK_NORMALIZATION, tsquery, *params, int(k)))
-        return [(item_id, float(score)) for item_id, score in rows]
+        return self._bm25.search(words, k, filters, pg_filter_sql)
 
     # -- vectors -----------------------------------------------------------------------------
     def vectors(self, space: str, ids: Sequence[str] | None = None) -> tuple[list[str], np.ndarray]:

@@ -90,6 +90,15 @@ def test_bm25_ranks_matching_text_first(store):
     assert store.bm25('"quoted" OR (syntax* NEAR', 5) == []  # FTS syntax never leaks through
 
 
+def test_bm25_weighs_a_rare_word_above_a_repeated_common_one(store):
+    texts = [f"apple pie recipe number {n}" for n in range(8)]
+    texts += ["apple apple apple apple tart", "a zebra crossing near the park"]
+    store.add([Item.make(text=t) for t in texts])
+    hits = store.bm25("apple zebra", 10)
+    assert store.get([hits[0][0]])[0].text == "a zebra crossing near the park"  # inverse document frequency
+    assert len(hits) == 10 and [s for _, s in hits] == sorted((s for _, s in hits), reverse=True)
+
+
 def test_bm25_filters(store):
     store.add(_items())
     assert [store.get([i])[0].speaker for i, _ in store.bm25("dog report Berlin", 5, Filters(sessions=("s1",)))] == [

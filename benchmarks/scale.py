@@ -4,7 +4,8 @@
 
 One JSON line per size: build time and items/s (bulk path, precomputed vectors), open time (cold: a
 fresh process; warm: again), disk size, peak RSS of the building process, ``mem.search`` and
-``mem.context`` p50/p95 over ``--queries`` questions (query encoding included), filtered-search p50
+``mem.context`` p50/p95 over ``--queries`` questions (query encoding included; steady state, after a
+pass over them, with the first 50 searches after the page-cache drop reported as ``cold_search``), filtered-search p50
 for a speaker holding 0.1% of the items, dense recall@10 of the index against exact search, and in the
 same run the floor: MiniLM query encoding + the raw FAISS search on the same vectors (no SQL, no
 fusion), with ``search_vs_floor`` / ``context_vs_floor`` ratios (stable across noisy machines).
@@ -134,8 +135,10 @@ def measure(path: Path, size: int, built_s: float, added: int, queries: list[str
     with Memory.open(path, encoder=encoder) as mem:
         index = mem.indexes["text"]
         index.close()  # no compaction running while timing
-        mem.search(queries[0])
-        mem.context(queries[0])
+        first = timed(lambda q: mem.search(q, k=10), queries[:50])  # the page cache was dropped: from disk
+        for q in queries:  # then steady state, as a serving process runs: the timed passes below
+            mem.search(q, k=10)
+            mem.context(q)
         search = timed(lambda q: mem.search(q, k=10), queries)
         context = timed(lambda q: mem.context(q), queries)
         rare = timed(lambda q: mem.search(q, k=10, speakers=["Quillon"], retrievers=("dense",)), queries[:50])
@@ -154,7 +157,7 @@ def measure(path: Path, size: int, built_s: float, added: int, queries: list[str
         "open_warm_s": round(warm, 3),
         "page_cache_dropped": dropped, "first_search_after_open_ms": [round(1000 * cold_search, 1), round(1000 * warm_search, 1)], "disk_mb": round(disk / 2**20, 1),
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1), "index": kind,
-        "search_p50_ms": p50(search), "search_p95_ms": pct(search, 0.95), "context_p50_ms": p50(context),
+        "cold_search_p50_ms": p50(first), "cold_search_p95_ms": pct(first, 0.95), "search_p50_ms": p50(search), "search_p95_ms": pct(search, 0.95), "context_p50_ms": p50(context),
         "context_p95_ms": pct(context, 0.95), "filtered_search_p50_ms": p50(rare), "filter_only_matches": rare_ok,
         "dense_recall@10_vs_exact": round(recall, 4), "floor_p50_ms": p50(floor),
         "search_vs_floor": round(p50(search) / p50(floor), 2), "context_vs_floor": round(p50(context) / p50(floor), 2),
@@ -197,7 +200,10 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000, 1_000_000])
     parser.add_argument("--queries", type=int, default=200)
     parser.add_argument("--encoder", default="minilm")
-    parser.add_argument("--memory", help="build here (kept); default a temporary folder, removed after")
+    parser.add_argument(
+        "--memory",
+        help="build here (kept; a memory already there of a size is measured, not rebuilt); default a temporary folder, removed after",
+    )
     parser.add_argument("--batch", type=int, default=2_000)
     args = parser.parse_args()
     root = data_dir()

@@ -35,8 +35,9 @@ from omnimem.memory.pipeline import GRAPH_JOB, ExtractionQueue, extract_committe
 from omnimem.memory.semantic import Fact, FactEvent, SemanticMemory
 from omnimem.memory.working import WorkingMemory
 from omnimem.retrieval.context import Context
-from omnimem.retrieval.hybrid import hybrid_search
+from omnimem.retrieval.hybrid import bm25_later, hybrid_search
 from omnimem.retrieval.pipeline import retrieve_context
+from omnimem.retrieval.threads import query_threads
 from omnimem.stores.base import BlobStore, FactLog, GraphStore, RecordStore
 from omnimem.stores.nodes import Node
 from omnimem.types import Hit, Item, to_iso, utc_now
@@ -492,16 +493,20 @@ class Memory:
         if unknown or not retrievers:
             raise ConfigError(f"unknown retriever(s) {sorted(unknown)}; use 'dense', 'bm25' and/or 'image'")
         filters = query_filters(query, modalities, sessions, speakers, since, until)
-        dense = {}
-        if "dense" in retrievers:
-            dense["dense"] = (self.indexes[TEXT_SPACE].search, self.encoder.encode([query], modality="text")[0])
-        if "image" in retrievers and self.image_encoder is not None:
-            vector = self.image_encoder.encode([query], modality="text")[0]
-            dense["image"] = (self.indexes[IMAGE_SPACE].search, vector)
-        hits = hybrid_search(
-            query, store=self.store, dense=dense, k=k, config=self.config.search,
-            filters=filters, bm25="bm25" in retrievers, neighbours=neighbours,
-        )  # fmt: skip
+        with query_threads():  # one OpenMP / BLAS thread: see omnimem.retrieval.threads
+            bm25: Any = "bm25" in retrievers and self.config.search.bm25_weight > 0
+            if bm25:  # beside the query's encoding and dense search, not after them
+                bm25 = bm25_later(self.store, query, self.config.search.candidates, filters)
+            dense = {}
+            if "dense" in retrievers:
+                dense["dense"] = (self.indexes[TEXT_SPACE].search, self.encoder.encode([query], modality="text")[0])
+            if "image" in retrievers and self.image_encoder is not None:
+                vector = self.image_encoder.encode([query], modality="text")[0]
+                dense["image"] = (self.indexes[IMAGE_SPACE].search, vector)
+            hits = hybrid_search(
+                query, store=self.store, dense=dense, k=k, config=self.config.search,
+                filters=filters, bm25=bm25, neighbours=neighbours,
+            )  # fmt: skip
         if self.config.store.track_access and hits:
             self.store.touch_access([h.id for h in hits], utc_now())
         return hits

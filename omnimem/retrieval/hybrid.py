@@ -10,7 +10,9 @@ on the same candidate lists.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
@@ -20,9 +22,28 @@ from omnimem.retrieval.neighbours import neighbour_smoothing
 from omnimem.stores.base import Filters, RecordStore
 from omnimem.types import Hit, Item
 
-__all__ = ["hybrid_search", "hybrid_fused", "dense_candidates"]
+__all__ = ["hybrid_search", "hybrid_fused", "dense_candidates", "bm25_later"]
 
 DenseSearch = Callable[[np.ndarray, int], list[list[tuple[str, float]]]]
+Pairs = list[tuple[str, float]]
+
+_pool: ThreadPoolExecutor | None = None
+_pool_lock = threading.Lock()
+
+
+def bm25_later(store: RecordStore, query: str, n: int, filters: Filters | None) -> Callable[[], Pairs]:
+    """Start the query's BM25 search on a worker thread now; the returned function waits for its result.
+
+    BM25 needs no query vector, so it runs while the query is encoded and searched densely (the store
+    reads it on a connection of its own, and SQLite, FAISS and torch all release the GIL): on two cores
+    a search then costs about the longer of the two, not their sum. Pass the function to
+    :func:`hybrid_fused` / :func:`hybrid_search` as ``bm25``."""
+    global _pool
+    with _pool_lock:
+        if _pool is None:
+            _pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="omnimem-bm25")
+        future = _pool.submit(store.bm25, query, n, filters)
+    return future.result
 
 
 def dense_candidates(
@@ -52,7 +73,7 @@ def hybrid_search(
     k: int,
     config: SearchConfig,
     filters: Filters | None = None,
-    bm25: bool = True,
+    bm25: bool | Callable[[], Pairs] = True,
     neighbours: bool = True,
     tau: Mapping[str, float] | None = None,
 ) -> list[Hit]:
@@ -64,7 +85,8 @@ def hybrid_search(
     divided by the query's best score, so each lies in [0, 1] before the convex fusion. With
     ``neighbours`` (and ``config.neighbour_weight`` > 0) turns then borrow from adjacent turns
     (:func:`~omnimem.retrieval.neighbours.neighbour_smoothing`). ``tau``: retriever name -> the
-    lowest raw cosine a dense hit may have (off-topic neighbours are dropped before fusion).
+    lowest raw cosine a dense hit may have (off-topic neighbours are dropped before fusion). ``bm25``:
+    whether to search BM25, or the result of one started earlier (:func:`bm25_later`).
     """
     fused, scored = hybrid_fused(
         query, store=store, dense=dense, config=config, filters=filters, bm25=bm25, neighbours=neighbours, tau=tau
@@ -85,7 +107,7 @@ def hybrid_fused(
     dense: Mapping[str, tuple[DenseSearch, np.ndarray]],
     config: SearchConfig,
     filters: Filters | None = None,
-    bm25: bool = True,
+    bm25: bool | Callable[[], Pairs] = True,
     neighbours: bool = True,
     tau: Mapping[str, float] | None = None,
     weights: Mapping[str, float] | None = None,
@@ -116,7 +138,8 @@ def hybrid_fused(
         else:
             scored[name] = [(i, max(0.0, s)) for i, s in pairs] if name == "dense" else _by_best(pairs)
     if bm25 and config.bm25_weight > 0:
-        scored["bm25"] = _by_best(store.bm25(query, config.candidates, filters))
+        pairs = bm25() if callable(bm25) else store.bm25(query, config.candidates, filters)
+        scored["bm25"] = _by_best(pairs)
     if config.fusion == "rrf":
         rankings = {name: [i for i, _ in pairs] for name, pairs in scored.items()}
         fused = reciprocal_rank_fusion(rankings, k=config.rrf_k, weights=weights)

@@ -43,12 +43,12 @@ from omnimem.retrieval.grounding import (
     transcript_presence,
     triplet_presence,
 )
-from omnimem.retrieval.hybrid import hybrid_fused
+from omnimem.retrieval.hybrid import bm25_later, hybrid_fused
 from omnimem.retrieval.pack import collapse_duplicates, pack_budget
 from omnimem.retrieval.rerank import Candidate, OfflineReranker, Reranker
 from omnimem.retrieval.temporal import anchors as time_anchors
 from omnimem.retrieval.temporal import parse_time
-from omnimem.retrieval.threads import one_blas_thread
+from omnimem.retrieval.threads import query_threads
 from omnimem.stores.base import Filters
 from omnimem.types import Hit, Item
 from omnimem.vlm.prompts import Triplet, render_triplet
@@ -87,7 +87,7 @@ def grasp_rank(
     ``image``: the query's frame(s). ``audio_text``: the transcript of its audio; ``audio`` +
     ``audio_encoder``: the audio itself and an audio-text model (CLAP) that scores facts in it.
     """
-    with one_blas_thread():
+    with query_threads():
         return _grasp_rank(source, query, config, image, reranker, filters, audio_text, (audio, audio_encoder))
 
 
@@ -98,7 +98,9 @@ def _grasp_rank(
     if not isinstance(query, str) or not query.strip():
         raise ConfigError("query must be a non-empty string")
     cfg = config or GraspConfig()
-    search_cfg = source.config.search
+    search_cfg = _with_candidates(source.config.search, cfg.candidates)
+    # BM25 needs no vector: it runs on a worker thread while the query is linked, encoded and searched
+    bm25 = bm25_later(source.store, query, search_cfg.candidates, filters) if search_cfg.bm25_weight > 0 else False
     frames = _images(image)
     timings: dict[str, float] = {}
     clock = time.perf_counter()
@@ -140,9 +142,8 @@ def _grasp_rank(
                 tau["query_image"] = t
     if cfg.dense2 and (second := second_space(source, query, cfg.dense2_space)) is not None:
         dense["dense2"] = second  # a second encoder's space, fused with the first
-    search_cfg = _with_candidates(search_cfg, cfg.candidates)
     fused, _ = hybrid_fused(
-        query, store=source.store, dense=dense, config=search_cfg, filters=filters, neighbours=cfg.neighbours, tau=tau,
+        query, store=source.store, dense=dense, config=search_cfg, filters=filters, bm25=bm25, neighbours=cfg.neighbours, tau=tau,
         weights={"dense2": cfg.dense2_weight}, spread=("dense2",),
     )  # fmt: skip
     lap("candidates")
@@ -448,7 +449,7 @@ def retrieve_context(
     also grounds them. ``reranker``: a :class:`~omnimem.retrieval.rerank.Reranker` (default: offline).
     """
     cfg = config or GraspConfig()
-    with one_blas_thread():  # one limit over ranking and packing
+    with query_threads():  # one limit over ranking and packing
         ranking = grasp_rank(
             source, query, config=cfg, image=image, reranker=reranker, filters=filters, audio_text=audio_text,
             audio=audio, audio_encoder=audio_encoder,

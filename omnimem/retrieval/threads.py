@@ -11,6 +11,15 @@ reference count), so the setting returns to the caller's when the last query end
 thread: when the last query to end ran in a worker thread (a server's pool), BLAS stays on one
 thread; omnimem's own work does not mind (ingest speed measured the same either way), and a caller
 can raise it again with ``threadpoolctl.threadpool_limits``.
+
+:func:`query_threads` adds OpenMP (torch's encoder and FAISS each bring a ``libgomp``) for the calling
+thread: a query is one short sentence and a search of a few inverted lists, too small to split over
+two cores, and while the second OpenMP thread spins waiting for the next region it takes the core the
+query's BM25 runs on (:func:`omnimem.retrieval.hybrid.bm25_later`). Measured at 1M items
+(``benchmarks/scale.py``): ``mem.search`` p50 45 ms with OpenMP at two threads, 30 ms
+at one, the floor (encode + FAISS) the same either way. OpenMP's thread count is a per-thread
+setting, so this limit is set and restored by each query in its own thread and does not touch an
+ingest running in another.
 """
 
 from __future__ import annotations
@@ -21,7 +30,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-__all__ = ["one_blas_thread"]
+__all__ = ["one_blas_thread", "query_threads"]
 
 _LOCK = threading.Lock()
 _STATE: dict[str, Any] = {"controller": None, "modules": 0, "active": 0, "limit": None}
@@ -45,6 +54,12 @@ def one_blas_thread() -> Iterator[None]:
 
 
 def _limit() -> Any:
+    controller = _controller()
+    return None if controller is None else controller.limit(limits=1, user_api="blas")
+
+
+def _controller() -> Any:
+    """threadpoolctl's view of the loaded thread pools (None without threadpoolctl); call under _LOCK."""
     try:
         from threadpoolctl import ThreadpoolController
     except ImportError:
@@ -53,4 +68,25 @@ def _limit() -> Any:
     if _STATE["controller"] is None or _STATE["modules"] != loaded:
         _STATE["controller"] = ThreadpoolController()  # scans the loaded libraries (~2 ms)
         _STATE["modules"] = loaded
-    return _STATE["controller"].limit(limits=1, user_api="blas")
+    return _STATE["controller"]
+
+
+@contextmanager
+def query_threads() -> Iterator[None]:
+    """Run a query with BLAS on one thread (:func:`one_blas_thread`) and OpenMP on one thread in this thread."""
+    with one_blas_thread():
+        limit = _limit_openmp()
+        try:
+            yield
+        finally:
+            if limit is not None:
+                limit.restore_original_limits()
+
+
+def _limit_openmp() -> Any:
+    """One OpenMP thread for the calling thread (each OpenMP library's ``omp_set_num_threads``)."""
+    with _LOCK:
+        controller = _controller()
+    if controller is None:
+        return None
+    return controller.limit(limits=1, user_api="openmp")

@@ -59,12 +59,18 @@ class PgQueryMixin:
         order = "ORDER BY t_start NULLS FIRST, event_time NULLS FIRST, seq"
         return [r[0] for r in self._read(f"SELECT id FROM items {where} {order}", params)]
 
-    def filter_ids(self, filters: Any, *, limit: int | None = None) -> list[str] | None:
+    def filter_ids(
+        self, filters: Any, *, limit: int | None = None, among: Sequence[str] | None = None
+    ) -> list[str] | None:
         """Ids of the items matching ``filters`` (a :class:`~omnimem.stores.base.Filters`); with
-        ``limit``, None when more than ``limit`` match (the caller then searches the index with them)."""
+        ``limit``, None when more than ``limit`` match (the caller then searches the index with them);
+        with ``among``, only those of these ids that match (in no particular order)."""
         from omnimem.stores.pg_schema import pg_filter_sql
 
         where, params = pg_filter_sql(filters)
+        if among is not None:
+            sql = f"SELECT items.id FROM items WHERE items.id = ANY(%s::text[]){where}"
+            return [r[0] for r in self._read(sql, [list(dict.fromkeys(among)), *params])]
         cap = f" LIMIT {int(limit) + 1}" if limit is not None else ""
         rows = self._read(f"SELECT items.id FROM items WHERE TRUE{where} ORDER BY items.seq{cap}", params)
         if limit is not None and len(rows) > limit:

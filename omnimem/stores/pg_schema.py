@@ -84,8 +84,13 @@ def _migration_1(conn: Any) -> None:
     conn.execute("CREATE INDEX pending_item ON pending (item_id)")
 
 
+def _migration_speaker(conn: Any) -> None:
+    """Schema 2: items by speaker (a speaker filter reads its own items, not every row)."""
+    conn.execute("CREATE INDEX IF NOT EXISTS items_speaker ON items (speaker)")
+
+
 # Forward migrations of the "records" component: MIGRATIONS[i] takes it from version i to i + 1.
-MIGRATIONS = [_migration_1]
+MIGRATIONS = [_migration_1, _migration_speaker]
 
 
 def _ensure_pgvector(conn: Any) -> None:

@@ -17,8 +17,10 @@ on open. So:
   can disagree.
 
 Search takes filters: the record store selects the matching items first; when they are few
-(``exact_below``) their vectors are scored exactly, else FAISS searches with an id selector — so a
-rare speaker at a million items costs its own items, not a walk of the whole index.
+(``exact_below``) their vectors are scored exactly, so a rare speaker at a million items costs its own
+items, not a walk of the whole index. A broad filter (more items pass) checks the unfiltered nearest
+items against it, widening the search until enough pass, and only when too few of the nearest 4,096
+do, searches with an id selector of every item it passes.
 """
 
 from __future__ import annotations
@@ -45,6 +47,7 @@ __all__ = ["SegmentedIndex", "SyncReport", "ivf_lists"]
 
 log = logging.getLogger(__name__)
 
+_WIDEST = 4_096  # the most nearest items a broad filter is checked against before an id selector is built
 _BASE = re.compile(r"^(?P<space>[a-z0-9_]+)\.(?P<seq>\d+)\.faiss$")
 
 
@@ -81,7 +84,7 @@ class SegmentedIndex:
         self.dim = dim
         self.folder = Path(folder)
         self.ivf_threshold = ivf_threshold  # vectors from which a base is IVF instead of exact
-        self.nprobe = nprobe  # IVF lists searched per query (None: nlist / 16, at least 32)
+        self.nprobe = nprobe  # IVF lists searched per query (None: nlist / 32, at least 64)
         self.compact_every = compact_every  # delta size that triggers writing a new base
         self.exact_below = exact_below  # filtered searches over fewer items are scored exactly
         self.index = self  # Memory.check reads ids from ``index.ids()``
@@ -223,18 +226,41 @@ class SegmentedIndex:
         if k <= 0:
             return [[] for _ in range(len(queries))]
         self.refresh()
-        allowed = None
         if filters is not None and not filters.is_empty():
             ids = self.store.filter_ids(filters, limit=self.exact_below)
             if ids is not None:  # few enough: score them exactly
                 return self._exact(queries, k, ids)
-            from omnimem.stores.sqlite_vectors import vector_key
-
-            allowed = np.array([vector_key(i) for i in self.store.filter_ids(filters)], dtype=np.int64)
+            return [self._broad(row[None, :], k, filters) for row in queries]
         with self._lock:
-            pairs = self._faiss_search(queries, k, allowed)
+            pairs = self._faiss_search(queries, k, None)
+        return self._named(pairs, k)
+
+    def _named(self, pairs: list[list[tuple[int, float]]], k: int) -> list[list[tuple[str, float]]]:
         names = self.store.ids_for_keys(self.space, {key for row in pairs for key, _ in row})
         return [[(names[key], s) for key, s in row if key in names][:k] for row in pairs]
+
+    def _broad(self, query: np.ndarray, k: int, filters: Filters) -> list[tuple[str, float]]:
+        """Top k of one query under a filter more than ``exact_below`` items pass: the unfiltered
+        ranking, widened until k of it pass (a broad filter lets most through: "since 2020" costs a
+        search and a lookup, not a list of every item after 2020); a filter that lets too few of the
+        nearest through falls back to searching with an id selector of every item it passes."""
+        fetch = min(max(4 * k, 256), _WIDEST)
+        while True:
+            with self._lock:
+                total = self.base_count + len(self.delta_keys)
+                row = self._named(self._faiss_search(query, fetch, None), fetch)[0]
+            passing = set(self.store.filter_ids(filters, among=[i for i, _ in row]) or ())
+            kept = [(i, s) for i, s in row if i in passing]
+            if len(kept) >= k:
+                return kept[:k]
+            if fetch >= min(_WIDEST, total):
+                break
+            fetch *= 4
+        from omnimem.stores.sqlite_vectors import vector_key
+
+        allowed = np.array([vector_key(i) for i in self.store.filter_ids(filters)], dtype=np.int64)
+        with self._lock:
+            return self._named(self._faiss_search(query, k, allowed), k)[0]
 
     def _faiss_search(self, queries: np.ndarray, k: int, allowed: np.ndarray | None) -> list[list[tuple[int, float]]]:
         faiss = _faiss()
@@ -255,7 +281,7 @@ class SegmentedIndex:
                 sel = stale if keep is None else faiss.IDSelectorAnd(keep, stale)
             if _is_ivf(self.base):
                 nlist = faiss.extract_index_ivf(self.base).nlist
-                params = faiss.SearchParametersIVF(sel=sel, nprobe=self.nprobe or max(32, nlist // 16))
+                params = faiss.SearchParametersIVF(sel=sel, nprobe=self.nprobe or max(64, nlist // 32))
             else:
                 params = faiss.SearchParameters(sel=sel) if sel is not None else None
             scores, keys = self.base.search(queries, min(k, self.base_count), params=params)

@@ -19,7 +19,6 @@ import sqlite_utils
 
 from omnimem.errors import ConfigError, NotFound, OmnimemError
 from omnimem.stores.archive import ArchiveMixin, migration_archive
-from omnimem.stores.base import Filters
 from omnimem.stores.nodes import (
     NODE_COLUMNS,
     Node,
@@ -30,15 +29,14 @@ from omnimem.stores.nodes import (
     row_node,
     touch_nodes,
 )
+from omnimem.stores.sqlite_bm25 import BM25Mixin
 from omnimem.stores.sqlite_driver import sqlite3
 from omnimem.stores.sqlite_queries import QueryMixin
 from omnimem.stores.sqlite_sql import (
     ITEM_COLUMNS,
     Vectors,
-    filter_sql,
     fts_query,
     item_row,
-    query_words,
     row_item,
     translate,
     vector_rows,
@@ -59,8 +57,7 @@ log = logging.getLogger(__name__)
 # FTS5 removes a deleted row's tokens from its index at once (instead of leaving them in old segments
 # until a merge) from SQLite 3.42; older libraries get an 'optimize' after a privacy delete instead.
 FTS_SECURE_DELETE = sqlite3.sqlite_version_info >= (3, 42, 0)
-_BM25_PRUNE_FROM = 50_000  # items from which BM25 leaves out a query's most common words
-_BM25_COMMON = 5_000  # ... those in more than this many items: a query's posting lists stay bounded as N grows
+MMAP_BYTES = 1 << 36  # address space SQLite may map per connection (the library caps it at its own limit)
 
 
 def _migration_1(db: sqlite_utils.Database) -> None:
@@ -113,6 +110,11 @@ def _migration_meta(db: sqlite_utils.Database) -> None:
         db.execute("INSERT INTO items_fts(items_fts, rank) VALUES ('secure-delete', 1)")
 
 
+def _migration_speaker(db: sqlite_utils.Database) -> None:
+    """Schema 6: items by speaker (a speaker filter reads its own items, not every row)."""
+    db.execute("CREATE INDEX IF NOT EXISTS items_speaker ON items(speaker)")
+
+
 # Forward migrations: MIGRATIONS[i] takes the schema from version i to i + 1.
 MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
     _migration_1,
@@ -120,11 +122,12 @@ MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
     migration_archive,
     _migration_meta,
     migration_vector_log,
+    _migration_speaker,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
-class SQLiteRecordStore(ArchiveMixin, QueryMixin, TransferMixin, VectorsMixin):
+class SQLiteRecordStore(ArchiveMixin, BM25Mixin, QueryMixin, TransferMixin, VectorsMixin):
     """A :class:`~omnimem.stores.base.RecordStore` in one SQLite file (or ``":memory:"``)."""
 
     def __init__(self, path: str | Path, *, busy_timeout: float = 30.0, synchronous: str = "NORMAL") -> None:
@@ -133,8 +136,6 @@ class SQLiteRecordStore(ArchiveMixin, QueryMixin, TransferMixin, VectorsMixin):
         self._lock = threading.RLock()
         self._savepoints = 0  # names nested transactions
         self._access: dict[str, tuple[int, str]] = {}  # access statistics not yet written: id -> (count, last)
-        self._df: dict[str, tuple[int, int]] = {}  # stem -> (items holding it, memory size when counted)
-        self._stemmer = False  # the temporary tables that stem query words exist on this connection
         try:
             self.conn = sqlite3.connect(self.path, timeout=busy_timeout, isolation_level=None, check_same_thread=False)
             if self.conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":  # a read when already WAL
@@ -142,6 +143,9 @@ class SQLiteRecordStore(ArchiveMixin, QueryMixin, TransferMixin, VectorsMixin):
             self.conn.execute(f"PRAGMA synchronous={synchronous}")
             # Deleted content is overwritten, not left in free pages: a privacy delete leaves no trace.
             self.conn.execute("PRAGMA secure_delete=ON")
+            # Reads map the file instead of copying each page through a system call: at a million items
+            # (a 6 GB file) a filtered search's 1,000 vector rows take 17 ms instead of 48.
+            self.conn.execute(f"PRAGMA mmap_size={MMAP_BYTES}")
             self.db = sqlite_utils.Database(self.conn)
             self._migrate()
             rows = self.conn.execute("SELECT value FROM meta WHERE key = 'turn_ids'").fetchall()
@@ -488,69 +492,6 @@ class SQLiteRecordStore(ArchiveMixin, QueryMixin, TransferMixin, VectorsMixin):
     def __contains__(self, item_id: object) -> bool:
         return bool(self._read("SELECT 1 FROM items WHERE id = ?", (item_id,)))
 
-    # -- BM25 --------------------------------------------------------------------------------
-    def bm25(self, query: str, k: int, filters: Filters | None = None) -> list[tuple[str, float]]:
-        """Top-k ``(id, score)`` by BM25 (FTS5, Porter stems). In a large memory (over 50,000 items) the
-        query's words found in more than 5,000 items are left out: FTS5 scores every row of every
-        posting list it reads (no early stop), so one common word at a million items costs more than the
-        rest of a search; with this cap a query reads a bounded number of rows whatever the memory's
-        size, and the dense retriever still matches what the left-out words mean. If every word is that
-        common, the rarest one stays."""
-        if k <= 0:
-            return []
-        words = query_words(query)
-        if len(words) > 1 and self._size_estimate() > _BM25_PRUNE_FROM:
-            words = self._rare_words(words)
-        match = " OR ".join(f'"{w}"' for w in words)
-        if not match:
-            return []
-        where, params = filter_sql(filters)
-        sql = (
-            "SELECT items.id, bm25(items_fts) AS score FROM items_fts"
-            " JOIN items ON items.rowid = items_fts.rowid"
-            f" WHERE items_fts MATCH ? {where} ORDER BY score LIMIT ?"
-        )
-        rows = self._read(sql, (match, *params, int(k)))
-        return [(item_id, -float(score)) for item_id, score in rows]
-
-    def _size_estimate(self) -> int:
-        """About how many items there are (the highest rowid: no scan)."""
-        return int(self._read("SELECT max(rowid) FROM items")[0][0] or 0)
-
-    def _rare_words(self, words: list[str]) -> list[str]:
-        """``words`` without those in more than ``_BM25_COMMON`` items (see :meth:`bm25`)."""
-        n = self._size_estimate()
-        limit = _BM25_COMMON
-        with self._lock:
-            stems = self._stems(words)
-            counts = {}
-            for word, stem in zip(words, stems):
-                cached = self._df.get(stem)
-                if cached is None or cached[1] < 0.9 * n:  # counted when the memory was much smaller
-                    rows = self._read("SELECT doc FROM items_fts_vocab WHERE term = ?", (stem,))
-                    cached = self._df[stem] = (int(rows[0][0]) if rows else 0, n)
-                counts[word] = cached[0]
-        kept = [w for w in words if counts[w] <= limit]
-        return kept or sorted(words, key=counts.__getitem__)[:1]
-
-    def _stems(self, words: list[str]) -> list[str]:
-        """The Porter stems FTS5 indexes ``words`` under (tokenized by a temporary FTS5 table)."""
-        conn = self.conn
-        if not self._stemmer:
-            conn.execute("CREATE VIRTUAL TABLE IF NOT EXISTS temp.omnimem_q USING fts5(t, tokenize = 'porter')")
-            conn.execute(
-                "CREATE VIRTUAL TABLE IF NOT EXISTS temp.omnimem_qv USING fts5vocab(temp, omnimem_q, 'instance')"
-            )
-            # the memory's own vocabulary, read through a temporary table: a read never writes the file
-            conn.execute(
-                "CREATE VIRTUAL TABLE IF NOT EXISTS temp.items_fts_vocab USING fts5vocab(main, items_fts, 'row')"
-            )
-            self._stemmer = True
-        conn.execute("DELETE FROM temp.omnimem_q")
-        conn.executemany("INSERT INTO temp.omnimem_q (rowid, t) VALUES (?, ?)", list(enumerate(words, start=1)))
-        stems = dict(conn.execute("SELECT doc, term FROM temp.omnimem_qv").fetchall())
-        return [stems.get(n, w) for n, w in enumerate(words, start=1)]
-
     # -- lifecycle ---------------------------------------------------------------------------
     def integrity_check(self) -> list[str]:
         """SQLite's own integrity check plus FTS consistency; an empty list means healthy."""
@@ -580,6 +521,7 @@ class SQLiteRecordStore(ArchiveMixin, QueryMixin, TransferMixin, VectorsMixin):
             self._close_quietly()
 
     def _close_quietly(self) -> None:
+        self._close_fts()
         conn = getattr(self, "conn", None)
         if conn is not None:
             try:

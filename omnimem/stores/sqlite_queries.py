@@ -53,12 +53,22 @@ class QueryMixin:
         where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
         return [r[0] for r in self._read(f"SELECT id FROM items {where} ORDER BY t_start, event_time, rowid", params)]
 
-    def filter_ids(self, filters: Any, *, limit: int | None = None) -> list[str] | None:
+    def filter_ids(
+        self, filters: Any, *, limit: int | None = None, among: Sequence[str] | None = None
+    ) -> list[str] | None:
         """Ids of the items matching ``filters`` (a :class:`~omnimem.stores.base.Filters`); with
-        ``limit``, None when more than ``limit`` match (the caller then searches the index with them)."""
+        ``limit``, None when more than ``limit`` match (the caller then searches the index with them);
+        with ``among``, only those of these ids that match (in no particular order)."""
         from omnimem.stores.sqlite_sql import filter_sql
 
         where, params = filter_sql(filters)
+        if among is not None:
+            among, out = list(dict.fromkeys(among)), []
+            for start in range(0, len(among), 500):
+                chunk = among[start : start + 500]
+                sql = f"SELECT items.id FROM items WHERE items.id IN ({', '.join('?' * len(chunk))}){where}"
+                out += [r[0] for r in self._read(sql, [*chunk, *params])]
+            return out
         cap = f" LIMIT {int(limit) + 1}" if limit is not None else ""
         rows = self._read(f"SELECT items.id FROM items WHERE 1 {where}{cap}", params)
         if limit is not None and len(rows) > limit:

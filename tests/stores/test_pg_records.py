@@ -495,3 +495,6 @@ def test_filter_ids_selects_matching_items_or_says_there_are_too_many(any_store)
     assert any_store.filter_ids(Filters(speakers=("Ana",))) == [chat[0].id, chat[2].id]
     assert any_store.filter_ids(Filters(sessions=("s1",)), limit=1) is None
     assert any_store.filter_ids(Filters(sessions=("s2",)), limit=1) == [chat[2].id]
+    among = [chat[2].id, "no-such-item", chat[1].id, chat[0].id]  # a broad filter's check of search hits
+    assert sorted(any_store.filter_ids(Filters(speakers=("Ana",)), among=among)) == sorted([chat[0].id, chat[2].id])
+    assert any_store.filter_ids(Filters(speakers=("Ana",)), among=[]) == []

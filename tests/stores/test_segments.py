@@ -101,8 +101,13 @@ def test_a_large_base_is_ivf_memory_mapped_and_near_exact(tmp_path, store):
     assert recall >= 0.95
 
 
-@pytest.mark.parametrize("exact_below", [10_000, 5])
-def test_filtered_search_matches_brute_force(tmp_path, store, exact_below):
+@pytest.mark.parametrize("exact_below, widest", [(10_000, 4_096), (5, 4_096), (5, 8)])
+def test_filtered_search_matches_brute_force(tmp_path, store, monkeypatch, exact_below, widest):
+    """A rare speaker's few items are scored exactly; a broader filter checks the nearest items against
+    it; one too few of the nearest pass falls back to an id selector. Each gives the exact answer."""
+    import omnimem.stores.segments as segments
+
+    monkeypatch.setattr(segments, "_WIDEST", widest)
     index = SegmentedIndex(store, "text", DIM, tmp_path / "index", exact_below=exact_below)
     ids, vectors = _add(store, 600, speakers=("ann",) * 99 + ("rare",))
     index.applied(ids, vectors, 0)

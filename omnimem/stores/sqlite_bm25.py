@@ -2,8 +2,8 @@
 
 A query's BM25 and its dense search are independent, so the retrieval layer runs them at the same
 time (:func:`omnimem.retrieval.hybrid.bm25_later`). On the store's one connection (one lock) they
-would take turns; this mixin therefore reads the full-text index through a second, read-only
-connection with its own lock, opened on first use. It never writes the database file (the query
+would take turns; this mixin therefore reads the full-text index through a second connection
+(used for reads only) with its own lock, opened on first use. It never writes the database file (the query
 stemmer's tables are temporary) and holds no transaction between queries, so it neither blocks a
 writer nor keeps a snapshot that would stop a WAL checkpoint after a privacy delete.
 

@@ -109,8 +109,8 @@ class SentenceEncoder:
 
 def _int8(model: Any) -> Any:
     """``model`` with its ``nn.Linear`` layers dynamically quantized to int8 (weights int8, activations
-    quantized per batch): on this 2-core CPU about 1.7x faster batched, vectors at cosine ~0.95 to the
-    float model's (see the README's figures for the recall change)."""
+    quantized per batch): on this 2-core CPU about 2x faster (one query and batched), vectors at cosine
+    ~0.95 to the float model's (``benchmarks/encoder_int8.py`` measures speed and the recall change)."""
     import warnings
 
     import torch

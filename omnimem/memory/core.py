@@ -494,9 +494,8 @@ class Memory:
             raise ConfigError(f"unknown retriever(s) {sorted(unknown)}; use 'dense', 'bm25' and/or 'image'")
         filters = query_filters(query, modalities, sessions, speakers, since, until)
         with query_threads():  # one OpenMP / BLAS thread: see omnimem.retrieval.threads
-            bm25: Any = "bm25" in retrievers and self.config.search.bm25_weight > 0
-            if bm25:  # beside the query's encoding and dense search, not after them
-                bm25 = bm25_later(self.store, query, self.config.search.candidates, filters)
+            lexical = "bm25" in retrievers and self.config.search.bm25_weight > 0  # started before the encoding
+            bm25 = bm25_later(self.store, query, self.config.search.candidates, filters) if lexical else False
             dense = {}
             if "dense" in retrievers:
                 dense["dense"] = (self.indexes[TEXT_SPACE].search, self.encoder.encode([query], modality="text")[0])

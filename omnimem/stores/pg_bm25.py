@@ -24,12 +24,12 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from omnimem.stores.base import Filters
+from omnimem.stores.sqlite_sql import BM25_COMMON as COMMON
+from omnimem.stores.sqlite_sql import BM25_PRUNE_FROM as PRUNE_FROM
 
 __all__ = ["PgBM25", "K1", "B"]
 
 K1, B = 1.2, 0.75
-PRUNE_FROM = 50_000  # items from which a query's most common words are left out
-COMMON = 5_000  # ... those found in more than this many items
 
 
 class PgBM25:

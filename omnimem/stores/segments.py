@@ -248,7 +248,8 @@ class SegmentedIndex:
         while True:
             with self._lock:
                 total = self.base_count + len(self.delta_keys)
-                row = self._named(self._faiss_search(query, fetch, None), fetch)[0]
+                pairs = self._faiss_search(query, fetch, None)
+            row = self._named(pairs, fetch)[0]
             passing = set(self.store.filter_ids(filters, among=[i for i, _ in row]) or ())
             kept = [(i, s) for i, s in row if i in passing]
             if len(kept) >= k:
@@ -260,7 +261,8 @@ class SegmentedIndex:
 
         allowed = np.array([vector_key(i) for i in self.store.filter_ids(filters)], dtype=np.int64)
         with self._lock:
-            return self._named(self._faiss_search(query, k, allowed), k)[0]
+            pairs = self._faiss_search(query, k, allowed)
+        return self._named(pairs, k)[0]
 
     def _faiss_search(self, queries: np.ndarray, k: int, allowed: np.ndarray | None) -> list[list[tuple[int, float]]]:
         faiss = _faiss()

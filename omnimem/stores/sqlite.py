@@ -135,6 +135,7 @@ class SQLiteRecordStore(ArchiveMixin, BM25Mixin, QueryMixin, TransferMixin, Vect
         self._lock = threading.RLock()
         self._savepoints = 0  # names nested transactions
         self._access: dict[str, tuple[int, str]] = {}  # access statistics not yet written: id -> (count, last)
+        self._init_fts()
         try:
             self.conn = sqlite3.connect(self.path, timeout=busy_timeout, isolation_level=None, check_same_thread=False)
             if self.conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":  # a read when already WAL

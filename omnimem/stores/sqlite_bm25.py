@@ -20,12 +20,11 @@ from typing import Any
 
 from omnimem.stores.base import Filters
 from omnimem.stores.sqlite_driver import sqlite3
+from omnimem.stores.sqlite_sql import BM25_COMMON as _COMMON
+from omnimem.stores.sqlite_sql import BM25_PRUNE_FROM as _PRUNE_FROM
 from omnimem.stores.sqlite_sql import filter_sql, query_words, translate
 
 __all__ = ["BM25Mixin"]
-
-_PRUNE_FROM = 50_000  # items from which BM25 leaves out a query's most common words
-_COMMON = 5_000  # ... those in more than this many items: a query's posting lists stay bounded as N grows
 
 
 class _Reader:
@@ -38,7 +37,8 @@ class _Reader:
 
 
 class BM25Mixin:
-    """``bm25`` for :class:`~omnimem.stores.sqlite.SQLiteRecordStore` (needs ``path``, ``conn``, ``_lock``)."""
+    """``bm25`` for :class:`~omnimem.stores.sqlite.SQLiteRecordStore` (needs ``path``, ``conn``, ``_lock``;
+    the store calls :meth:`_init_fts` before opening its connection)."""
 
     path: str
     conn: Any
@@ -78,6 +78,13 @@ class BM25Mixin:
             rows = reader.conn.execute(sql, (match, *params, int(k))).fetchall()
         return [(item_id, -float(score)) for item_id, score in rows]
 
+    def _init_fts(self) -> None:
+        """No reader yet (the side connection opens on the first BM25 outside a transaction)."""
+        self._fts_lock = threading.Lock()  # guards opening and closing the readers
+        self._own_reader: _Reader | None = None  # the store's connection, with its stemmer state
+        self._side_reader: _Reader | None = None
+        self._df: dict[str, tuple[int, int]] = {}  # stem -> (items holding it, memory size when counted)
+
     @contextmanager
     def _fts(self) -> Iterator[_Reader]:
         """The full-text reader, locked: the side connection, or the store's own one inside a write
@@ -85,35 +92,39 @@ class BM25Mixin:
         try:
             if self.path == ":memory:" or self.path.startswith("file::memory:"):
                 with self._lock:
-                    yield self._reader("_own_reader", self.conn)
+                    yield self._own()
                 return
             if self._lock.acquire(blocking=False):  # held by another thread: its transaction is not ours
                 try:
                     if self.conn is not None and self.conn.in_transaction:
-                        yield self._reader("_own_reader", self.conn)
+                        yield self._own()
                         return
                 finally:
                     self._lock.release()
-            reader = self._reader("_side_reader", None)
+            reader = self._side()
             with reader.lock:
                 yield reader
         except sqlite3.DatabaseError as e:
             raise translate(e, self.path) from e
 
-    def _reader(self, name: str, conn: Any) -> _Reader:
-        with self.__dict__.setdefault("_readers_lock", threading.Lock()):
-            reader = self.__dict__.get(name)
-            if reader is None:
-                if conn is None:
-                    conn = sqlite3.connect(
-                        self.path, timeout=self.busy_timeout, isolation_level=None, check_same_thread=False
-                    )
-                reader = self.__dict__[name] = _Reader(conn)
-            return reader
+    def _own(self) -> _Reader:
+        with self._fts_lock:
+            if self._own_reader is None:
+                self._own_reader = _Reader(self.conn)
+            return self._own_reader
+
+    def _side(self) -> _Reader:
+        with self._fts_lock:
+            if self._side_reader is None:
+                conn = sqlite3.connect(
+                    self.path, timeout=self.busy_timeout, isolation_level=None, check_same_thread=False
+                )
+                self._side_reader = _Reader(conn)
+            return self._side_reader
 
     def _close_fts(self) -> None:
-        reader = self.__dict__.pop("_side_reader", None)
-        self.__dict__.pop("_own_reader", None)
+        with self._fts_lock:
+            reader, self._side_reader, self._own_reader = self._side_reader, None, None
         if reader is not None:
             with reader.lock:
                 try:
@@ -123,7 +134,7 @@ class BM25Mixin:
 
     def _rare_words(self, reader: _Reader, words: list[str], n: int) -> list[str]:
         """``words`` without those in more than ``_COMMON`` items (see :meth:`bm25`)."""
-        df: dict[str, tuple[int, int]] = self.__dict__.setdefault("_df", {})
+        df = self._df
         counts = {}
         for word, stem in zip(words, _stems(reader, words)):
             cached = df.get(stem)

@@ -45,6 +45,12 @@ _STOPWORDS = frozenset(
 )
 
 
+# Both stores' BM25, in a memory of over BM25_PRUNE_FROM items, leave out the query words found in more
+# than BM25_COMMON items: a query then reads posting lists of bounded length whatever the memory's size.
+BM25_PRUNE_FROM = 50_000
+BM25_COMMON = 5_000
+
+
 def query_words(text: str) -> list[str]:
     """The content words of a full-text query, lower-cased, once each, in order: no stopwords, no
     single letters (single digits stay). Every backend's keyword search ORs these."""

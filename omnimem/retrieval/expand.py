@@ -38,7 +38,7 @@ if TYPE_CHECKING:
     import networkx as nx
 
 __all__ = [
-    "bounded_subgraph", "seed_weights", "ppr_items", "nudge", "second_hop", "joint_vectors", "insert_after_head",
+    "bounded_subgraph", "seed_weights", "ppr_items", "nudge", "second_hop", "joint_texts", "joint_vectors", "insert_after_head",
 ]  # fmt: skip
 
 
@@ -190,13 +190,18 @@ def second_hop(
     if not seeds:
         return []
     if vectors is None:
-        vectors = encoder.encode([f"{query} {text}" for _, text in seeds], modality="text")
+        vectors = encoder.encode(joint_texts(query, seeds), modality="text")
     vectors = np.asarray(vectors, dtype=np.float32)
     own = {i for i, _ in seeds}
     return [
         [(i, float(s)) for i, s in row if i not in own and (tau is None or s >= tau)][:n]
         for row in search(vectors, n + len(seeds))
     ]
+
+
+def joint_texts(query: str, seeds: Sequence[tuple[str, str]]) -> list[str]:
+    """The second round's joint query of each ``(item id, text)`` seed: the question, then the passage."""
+    return [f"{query} {text}" for _, text in seeds]
 
 
 def joint_vectors(query_vector: np.ndarray, seed_vectors: np.ndarray) -> np.ndarray:

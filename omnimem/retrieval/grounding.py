@@ -25,8 +25,8 @@ from omnimem.errors import ConfigError
 from omnimem.graph.normalize import concept_key
 
 __all__ = [
-    "EntityLink", "NameIndex", "link_query_entities", "presence_scores", "transcript_presence", "triplet_presence",
-    "audio_text_presence",
+    "EntityLink", "NameIndex", "link_query_entities", "key_links", "embedding_links", "presence_scores",
+    "transcript_presence", "triplet_presence", "audio_text_presence",
 ]  # fmt: skip
 
 log = logging.getLogger(__name__)
@@ -128,6 +128,16 @@ def link_query_entities(
     """
     if not 0.0 <= threshold <= 1.0:
         raise ConfigError(f"link threshold must be in [0, 1], got {threshold}")
+    links, unmatched = key_links(mentions, graph, nearby)
+    return embedding_links(links, unmatched, graph, nearby=nearby, names=names, threshold=threshold,
+                           mention_vectors=mention_vectors)  # fmt: skip
+
+
+def key_links(
+    mentions: Sequence[tuple[str, str, str]], graph: Any, nearby: Sequence[Any] = ()
+) -> tuple[list[EntityLink], list[tuple[str, str]]]:
+    """The first phase of :func:`link_query_entities`: links by exact key, then by a nearby entity's
+    alias; and the ``(surface, concept)`` of the named mentions neither linked (an embedding may)."""
     links: dict[str, EntityLink] = {}
     unmatched: list[tuple[str, str]] = []
     aliases: dict[str, list[Any]] = {}
@@ -145,6 +155,16 @@ def link_query_entities(
             links.setdefault(row.id, EntityLink(row.id, row.name, surface, "alias", 1.0))
         if not by_alias and type_ != "CONCEPT":
             unmatched.append((surface, concept))
+    return list(links.values()), unmatched
+
+
+def embedding_links(
+    links: Sequence[EntityLink], unmatched: Sequence[tuple[str, str]], graph: Any, *, nearby: Sequence[Any],
+    names: NameIndex | None, threshold: float, mention_vectors: Mapping[str, np.ndarray] | None = None,
+) -> list[EntityLink]:  # fmt: skip
+    """The second phase: each unmatched name linked to the nearby named entity whose name embedding is
+    closest, at cosine >= ``threshold``; ``links`` (the first phase's) come first."""
+    out = {lk.entity_id: lk for lk in links}
     named = [r for r in nearby if r.type != "CONCEPT"]
     if unmatched and names is not None and named:
         matrix = names.embed([(r.id, r.name) for r in named], graph)
@@ -157,8 +177,8 @@ def link_query_entities(
             best = int(np.argmax(row))
             if row[best] >= threshold:
                 e = named[best]
-                links.setdefault(e.id, EntityLink(e.id, e.name, surface, "embedding", float(row[best])))
-    return list(links.values())
+                out.setdefault(e.id, EntityLink(e.id, e.name, surface, "embedding", float(row[best])))
+    return list(out.values())
 
 
 def presence_scores(image_encoder: Any, images: Sequence[Any], names: Sequence[str]) -> np.ndarray:

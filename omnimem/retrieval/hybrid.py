@@ -10,15 +10,14 @@ on the same candidate lists.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
 from omnimem.config import SearchConfig
 from omnimem.retrieval.fusion import Fused, convex_fusion, reciprocal_rank_fusion
 from omnimem.retrieval.neighbours import neighbour_smoothing
+from omnimem.retrieval.threads import later
 from omnimem.stores.base import Filters, RecordStore
 from omnimem.types import Hit, Item
 
@@ -26,9 +25,6 @@ __all__ = ["hybrid_search", "hybrid_fused", "dense_candidates", "bm25_later"]
 
 DenseSearch = Callable[[np.ndarray, int], list[list[tuple[str, float]]]]
 Pairs = list[tuple[str, float]]
-
-_pool: ThreadPoolExecutor | None = None
-_pool_lock = threading.Lock()
 
 
 def bm25_later(store: RecordStore, query: str, n: int, filters: Filters | None) -> Callable[[], Pairs]:
@@ -38,12 +34,7 @@ def bm25_later(store: RecordStore, query: str, n: int, filters: Filters | None) 
     reads it on a connection of its own, and SQLite, FAISS and torch all release the GIL): on two cores
     a search then costs about the longer of the two, not their sum. Pass the function to
     :func:`hybrid_fused` / :func:`hybrid_search` as ``bm25``."""
-    global _pool
-    with _pool_lock:
-        if _pool is None:
-            _pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="omnimem-bm25")
-        future = _pool.submit(store.bm25, query, n, filters)
-    return future.result
+    return later(store.bm25, query, n, filters)
 
 
 def dense_candidates(

@@ -37,7 +37,8 @@ from omnimem.retrieval.grounding import (
     EntityLink,
     NameIndex,
     audio_text_presence,
-    link_query_entities,
+    embedding_links,
+    key_links,
     presence_scores,
     query_mentions,
     transcript_presence,
@@ -48,7 +49,7 @@ from omnimem.retrieval.pack import collapse_duplicates, pack_budget
 from omnimem.retrieval.rerank import Candidate, OfflineReranker, Reranker
 from omnimem.retrieval.temporal import anchors as time_anchors
 from omnimem.retrieval.temporal import parse_time
-from omnimem.retrieval.threads import query_threads
+from omnimem.retrieval.threads import later, query_threads, wider
 from omnimem.stores.base import Filters
 from omnimem.types import Hit, Item
 from omnimem.vlm.prompts import Triplet, render_triplet
@@ -111,20 +112,18 @@ def _grasp_rank(
         timings[name] = round(timings.get(name, 0.0) + 1000 * (now - clock), 2)
         clock = now
 
-    # the query's entity mentions first: names no entity has are encoded with the query (embedding links)
+    # the query's entity mentions: spaCy parses it on a worker thread, after BM25, while it is encoded and searched
     linking = cfg.grounding or (cfg.ppr and cfg.ppr_seeds != "items") or cfg.entities or cfg.units or cfg.personas
-    mentions = _mentions(source, query) if linking else []
-    named = _unknown_names(source, mentions) if cfg.link_threshold < 1.0 else []
+    mentions_later = later(_mentions, source, query, after=bm25 or None) if linking else None
     exprs = parse_time(query) if cfg.temporal else []
     anchors = time_anchors(exprs)  # "after the road trip": the phrase is searched, encoded with the query
     lap("linking")
 
     # 1. candidates per modality (the query's audio is heard as its transcript, in the text space)
     texts = [query, audio_text] if audio_text else [query]
-    vectors = np.asarray(source.encoder.encode(texts + named + anchors, modality="text"), dtype=np.float32)
+    vectors = np.asarray(source.encoder.encode(texts + anchors, modality="text"), dtype=np.float32)
     qvec = vectors[0]
-    named_vectors = dict(zip(named, vectors[len(texts) : len(texts) + len(named)]))
-    anchor_vectors = dict(zip(anchors, vectors[len(texts) + len(named) :]))
+    anchor_vectors = dict(zip(anchors, vectors[len(texts) :]))
     dense: dict[str, tuple[Any, np.ndarray]] = {"dense": (source.indexes[TEXT_SPACE].search, qvec)}
     if audio_text:
         dense["query_audio"] = (source.indexes[TEXT_SPACE].search, vectors[1])
@@ -148,16 +147,28 @@ def _grasp_rank(
     )  # fmt: skip
     lap("candidates")
 
-    # grounding, part 1: the query's entities in the graph
-    links = _link(source, mentions, [f.id for f in fused[: cfg.pool]], cfg, named_vectors) if mentions else []
+    # grounding, part 1: the query's entities in the graph, by key and by a nearby entity's alias
+    mentions = mentions_later() if mentions_later is not None else []
+    links, unmatched, nearby = _key_links(source, mentions, [f.id for f in fused[: cfg.pool]], cfg)
+    names = NameIndex.cached(source.encoder) if cfg.link_threshold < 1.0 else None
     lap("linking")
 
-    # 2. multi-hop expansion
-    if cfg.hop2 and cfg.hop2_seeds and fused:
-        seeds = _texts(source, [f.id for f in fused[: cfg.hop2_seeds]])
-        if cfg.hop2_seed_words:
-            seeds = [(i, " ".join(t.split()[: cfg.hop2_seed_words])) for i, t in seeds]
-        joint = None
+    # 2. multi-hop expansion: the second round's joint queries are encoded in one model call with the
+    # query's names that only an embedding may link (the query's BM25 and parse are done: every core)
+    hop2 = bool(cfg.hop2 and cfg.hop2_seeds and fused)
+    seeds = _texts(source, [f.id for f in fused[: cfg.hop2_seeds]]) if hop2 else []
+    if cfg.hop2_seed_words:
+        seeds = [(i, " ".join(t.split()[: cfg.hop2_seed_words])) for i, t in seeds]
+    named = names is not None and any(r.type != "CONCEPT" for r in nearby)
+    todo = list(dict.fromkeys(c for _, c in unmatched)) if named else []
+    texts = (ex.joint_texts(query, seeds) if cfg.hop2_vectors == "encode" else []) + todo
+    with wider():
+        encoded = np.asarray(source.encoder.encode(texts, modality="text"), dtype=np.float32) if texts else None
+    joint = encoded[: len(texts) - len(todo)] if encoded is not None and cfg.hop2_vectors == "encode" else None
+    name_vectors = dict(zip(todo, encoded[len(texts) - len(todo) :])) if todo and encoded is not None else {}
+    links = embedding_links(links, unmatched, source.graph, nearby=nearby, names=names,
+                            threshold=cfg.link_threshold, mention_vectors=name_vectors)  # fmt: skip
+    if hop2:
         if cfg.hop2_vectors == "sum":
             ids, stored = source.store.vectors(TEXT_SPACE, [i for i, _ in seeds])
             by_id = dict(zip(ids, stored))
@@ -230,27 +241,19 @@ def _mentions(source: RetrievalSource, query: str) -> list[tuple[str, str, str]]
         return []
 
 
-def _unknown_names(source: RetrievalSource, mentions: list[tuple[str, str, str]]) -> list[str]:
-    """The concepts of the query's named mentions that no entity has as its name: those an embedding
-    link may be needed for (an alias of a nearby entity may still link them)."""
-    graph = source.graph
-    unknown = (c for s, c, t in mentions if t != "CONCEPT" and not (graph.find_entities(c) or graph.find_entities(s)))
-    return list(dict.fromkeys(unknown))
-
-
-def _link(
-    source: RetrievalSource, mentions: list[tuple[str, str, str]], pool: list[str], cfg: GraspConfig,
-    named_vectors: dict[str, np.ndarray],
-) -> list[EntityLink]:  # fmt: skip
-    """Query entities -> graph entities; alias and embedding links look among the pool's entities."""
-    # the roots of the top items' entities: their name embeddings are stored (or cached by id)
+def _key_links(
+    source: RetrievalSource, mentions: list[tuple[str, str, str]], pool: list[str], cfg: GraspConfig
+) -> tuple[list[EntityLink], list[tuple[str, str]], list[Any]]:
+    """Query entities -> graph entities by key and alias (``key_links``), aliases looked up among the
+    pool's entities (the roots of the top items' entities: their name embeddings are stored); also the
+    unlinked names and those nearby entities, for the embedding links."""
+    if not mentions:
+        return [], [], []
     ids = list({m.entity_id for m in source.graph.mentions(item_ids=pool[: cfg.seed_items])}) if pool else []
     nearby_ids = list(dict.fromkeys(source.graph.roots_of(ids).values())) if ids else []
     nearby = source.graph.entities(nearby_ids) if nearby_ids else []
-    names = NameIndex.cached(source.encoder) if cfg.link_threshold < 1.0 else None
-    return link_query_entities(
-        mentions, source.graph, nearby=nearby, names=names, threshold=cfg.link_threshold, mention_vectors=named_vectors
-    )
+    links, unmatched = key_links(mentions, source.graph, nearby)
+    return links, unmatched, nearby
 
 
 def _texts(source: RetrievalSource, ids: Sequence[str]) -> list[tuple[str, str]]:

@@ -1,5 +1,6 @@
-"""A query's work does not grow with the graph: one text-encoder call (two with the second hop), and
-graph reads only around the entities it touches (no read of every entity, root or triplet)."""
+"""A query's work does not grow with the graph: one text-encoder call (two with the second hop, or for a
+name the graph does not know), and graph reads only around the entities it touches (no read of every
+entity, root or triplet)."""
 
 from __future__ import annotations
 
@@ -60,14 +61,19 @@ def test_a_context_query_makes_at_most_two_encoder_calls(counted):
     encoder.calls.clear()
     ctx = mem.context(QUERY, budget_tokens=400)  # a fresh encoder object: an empty NameIndex, as in a new process
     assert ctx.items
-    assert len(encoder.calls) <= 2, encoder.calls
-    assert all(texts[0].startswith(QUERY) for texts in encoder.calls)  # the query, then the second hop's joint ones
+    assert len(encoder.calls) == 2, encoder.calls
+    # the query; then the second hop's joint query with the one name no key or alias links
+    assert encoder.calls[0] == [QUERY]
+    assert encoder.calls[1][0].startswith(QUERY) and encoder.calls[1][1:] == ["Hillage"]
     names = NameIndex.cached(encoder)
     hillage = mem.graph.find_entities("Steve Hillage")[0]
     assert hillage.id in names.vectors  # the nearby names were compared: read from the graph, not encoded
     encoder.calls.clear()
     mem.context(QUERY, config=GraspConfig(hop2=False), budget_tokens=400)
-    assert len(encoder.calls) == 1
+    assert encoder.calls == [[QUERY], ["Hillage"]]  # without the second hop, only that name is encoded again
+    encoder.calls.clear()
+    mem.context("What did Steve Hillage record in London?", config=GraspConfig(hop2=False), budget_tokens=400)
+    assert len(encoder.calls) == 1  # every name the query has linked by key: the query alone
 
 
 @pytest.mark.parametrize("config", [GraspConfig(), GraspConfig(ppr=True, hop2_vectors="sum")], ids=["default", "ppr"])

@@ -171,7 +171,7 @@ class DirectoryLocation:
             (self.root / "index" / f"{space}.milvus.db").unlink(missing_ok=True)
         options = dict(
             ivf_threshold=ix.approx_threshold if ix.factory != "Flat" else 2**62, nprobe=ix.nprobe or None,
-            compact_every=ix.save_every, exact_below=ix.exact_below,
+            compact_every=ix.save_every, exact_below=ix.exact_below, codes=ix.codes,
         )  # fmt: skip
         return {
             space: SegmentedIndex(store, space, dim, self.root / "index", **options) for space, dim in spaces.items()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from omnimem.errors import ConfigError
 from omnimem.stores.base import Filters
 from omnimem.stores.segments import SegmentedIndex
 from omnimem.stores.sqlite import SQLiteRecordStore
@@ -86,19 +87,33 @@ def test_deletes_and_updates_hide_the_base_copy_and_leave_the_files_after_compac
     assert ids[0] not in index.ids() and len(index.ids()) == 199 and not index.tombstones
 
 
-def test_a_large_base_is_ivf_memory_mapped_and_near_exact(tmp_path, store):
-    index = SegmentedIndex(store, "text", DIM, tmp_path / "index", ivf_threshold=1_000, compact_every=100_000)
+@pytest.mark.parametrize("codes, bytes_per_dim", [("fp16", 2), ("float32", 4)])
+def test_a_large_base_is_ivf_memory_mapped_and_near_exact(tmp_path, store, codes, bytes_per_dim):
+    folder = tmp_path / "index"
+    index = SegmentedIndex(store, "text", DIM, folder, ivf_threshold=1_000, compact_every=100_000, codes=codes)
     ids, vectors = _add(store, 4_000)
     index.applied(ids, vectors, 0)
     index.compact(wait=True)
-    reopened = SegmentedIndex(store, "text", DIM, tmp_path / "index")
+    reopened = SegmentedIndex(store, "text", DIM, folder)
     from omnimem.stores.segments import _is_ivf
 
     assert _is_ivf(reopened.base) and not reopened.last_report.rebuilt
+    assert reopened.base.code_size == bytes_per_dim * DIM  # fp16: half the bytes of each stored vector
     queries = _clustered(50, seed=5)
     got = reopened.search(queries, 10)
     recall = np.mean([len({i for i, _ in g} & set(_exact(store, q, 10))) / 10 for g, q in zip(got, queries)])
     assert recall >= 0.95
+    exact = {i: float(v @ queries[0]) for i, v in zip(*store.vectors("text"))}
+    assert all(abs(score - exact[i]) < 2e-3 for i, score in got[0])  # cosines, to float16's precision
+    more_ids, more = _add(store, 500, start=4_000, seed=1)  # the delta merged into an fp16 base
+    reopened.applied(more_ids, more, reopened.generation)
+    reopened.compact(wait=True)
+    assert len(reopened) == 4_500 and reopened.search(more[:1], 1)[0][0][0] == more_ids[0]
+
+
+def test_an_unknown_code_kind_is_refused(tmp_path, store):
+    with pytest.raises(ConfigError, match="codes"):
+        SegmentedIndex(store, "text", DIM, tmp_path / "index", codes="int4")
 
 
 @pytest.mark.parametrize("exact_below, widest", [(10_000, 4_096), (5, 4_096), (5, 8)])

@@ -149,6 +149,7 @@ def measure(path: Path, size: int, built_s: float, added: int, queries: list[str
         recall = float(np.mean([len({i for i, _ in g} & e) / 10 for g, e in zip(got, exact)]))
         rare_ok = all(h.speaker == "Quillon" for h in mem.search(queries[1], k=10, speakers=["Quillon"]))
         kind = "ivf" if index.base is not None and "IVF" in type(index.base).__name__ else "flat"
+        kind += f"-{mem.config.index.codes}" if kind == "ivf" else ""
     disk = sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
     p50 = lambda xs: pct(xs, 0.5)  # noqa: E731
     return {

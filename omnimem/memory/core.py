@@ -177,8 +177,9 @@ class Memory:
 
     @contextmanager
     def bulk(self) -> Iterator[Memory]:
-        """A bulk load: vector indexes write no new base segment until it ends, then one (a load of a
-        million items would otherwise rewrite its index at every tenth of growth)."""
+        """A bulk load: vector indexes write a new base segment only when the vectors held in memory
+        since the last reach half the base (and at least 256 MB), and one when it ends (a load of a
+        million items would otherwise rewrite its index at every tenth of growth, or hold it all twice)."""
         self._check_open()
         held = [ix for ix in self.indexes.values() if hasattr(ix, "defer")]
         for index in held:

@@ -187,9 +187,18 @@ class SegmentedIndex:
                 added += len(pairs)
                 removed += len(gone)
                 self.seq = entries[-1][0]
-        if not self._deferred and len(self.delta_keys) >= max(self.compact_every, self.base_count // 10):
+        if len(self.delta_keys) >= self._due():
             self.compact()
         return SyncReport(self.space, added, removed, False)
+
+    def _due(self) -> int:
+        """The delta size that starts a compaction: ``compact_every`` or a tenth of the base; inside a bulk
+        load (:meth:`defer`) half the base, and at least ``_BULK_BYTES`` of vectors: the delta's memory
+        stays bounded while the bases a load rewrites grow geometrically (their total is a few times the
+        final one, not one base per tenth of growth)."""
+        if self._deferred:
+            return max(_BULK_BYTES // (4 * self.dim), self.base_count // 2)
+        return max(self.compact_every, self.base_count // 10)
 
     def _catch_base(self) -> None:
         """Load the newest base another process wrote (rebuild only when none covers the log)."""
@@ -305,7 +314,8 @@ class SegmentedIndex:
 
     # -- segments ----------------------------------------------------------------------------------
     def defer(self, on: bool) -> None:
-        """Hold automatic compaction (a bulk load writes one base at its end: :meth:`Memory.bulk`)."""
+        """Space automatic compaction out for a bulk load (:meth:`Memory.bulk`, :meth:`_due`); a base
+        with everything is written when it ends."""
         with self._lock:
             self._deferred += 1 if on else -1
             due = not self._deferred and len(self.delta_keys) >= min(self.compact_every, max(1, self.base_count // 10))
@@ -315,14 +325,13 @@ class SegmentedIndex:
     def compact(self, *, wait: bool = False) -> None:
         """Write a new base holding the delta (in a background thread unless ``wait``)."""
         with self._lock:
-            if self._compacting is not None and self._compacting.is_alive():
-                if wait:
-                    self._compacting.join()
-                return
-            self._compacting = threading.Thread(target=self._compact, name=f"omnimem-compact-{self.space}", daemon=True)
-            self._compacting.start()
-        if wait:
-            self._compacting.join()
+            running = self._compacting is not None and self._compacting.is_alive()
+            if not running:
+                self._compacting = threading.Thread(target=self._compact, name=f"omnimem-compact-{self.space}", daemon=True)  # fmt: skip
+                self._compacting.start()
+            thread = self._compacting
+        if wait:  # outside the lock: the compaction takes it to swap its base in
+            thread.join()
 
     def _compact(self) -> None:
         try:
@@ -451,12 +460,17 @@ class SegmentedIndex:
         return self._keys[~np.isin(self._keys, np.fromiter(self.tombstones, dtype=np.int64))]
 
 
+_BULK_BYTES = 256 << 20  # in a bulk load, the delta's float32 vectors may grow to this before a compaction
 _CODES = {"fp16": "SQfp16", "float32": "Flat"}  # IndexConfig.codes -> the IVF's FAISS factory suffix
 
 
+_IVF_FOURCC = (b"IwFl", b"IwF2", b"IvFl", b"IwSq", b"IwSQ", b"IvSQ")  # IVF Flat / ScalarQuantizer files
+
+
 def _is_ivf_file(path: Path) -> bool:
+    """Whether ``path`` holds an IVF base (read memory-mapped), by the FAISS file's first four bytes."""
     with open(path, "rb") as f:
-        return f.read(4) in (b"IwFl", b"IwF2", b"IvFl")
+        return f.read(4) in _IVF_FOURCC
 
 
 def _base_keys(index: Any) -> np.ndarray:

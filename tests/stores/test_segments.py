@@ -95,10 +95,11 @@ def test_a_large_base_is_ivf_memory_mapped_and_near_exact(tmp_path, store, codes
     index.applied(ids, vectors, 0)
     index.compact(wait=True)
     reopened = SegmentedIndex(store, "text", DIM, folder)
-    from omnimem.stores.segments import _is_ivf
+    from omnimem.stores import segments
 
-    assert _is_ivf(reopened.base) and not reopened.last_report.rebuilt
+    assert segments._is_ivf(reopened.base) and not reopened.last_report.rebuilt
     assert reopened.base.code_size == bytes_per_dim * DIM  # fp16: half the bytes of each stored vector
+    assert segments._is_ivf_file(next(folder.glob("text.*.faiss")))  # so it opens memory-mapped
     queries = _clustered(50, seed=5)
     got = reopened.search(queries, 10)
     recall = np.mean([len({i for i, _ in g} & set(_exact(store, q, 10))) / 10 for g, q in zip(got, queries)])
@@ -160,3 +161,27 @@ def test_an_unreadable_newest_base_is_skipped(tmp_path, store):
     (tmp_path / "index" / "text.999999.faiss").write_bytes(b"junk from a broken disk")
     again = SegmentedIndex(store, "text", DIM, tmp_path / "index")
     assert len(again) == 100 and again.search(vectors[:1], 1)[0][0][0] == ids[0]
+
+
+def test_a_bulk_load_holds_a_bounded_delta_and_ends_with_one_base_of_everything(tmp_path, store, monkeypatch):
+    import omnimem.stores.segments as segments
+
+    monkeypatch.setattr(segments, "_BULK_BYTES", 1_000 * 4 * DIM)  # the delta may hold 1,000 vectors
+    index = SegmentedIndex(store, "text", DIM, tmp_path / "index", ivf_threshold=100_000, compact_every=100)
+    index.defer(True)
+    ids, vectors = [], []
+    for start in range(0, 3_250, 250):
+        new_ids, new = _add(store, 250, start=start, seed=start)
+        index.applied(new_ids, new, index.generation)
+        if index._compacting is not None:  # let a compaction the load started finish
+            index._compacting.join()
+        ids += new_ids
+        vectors.append(new)
+        assert len(index.delta_keys) <= max(1_000, index.base_count // 2) + 250  # never the whole load
+    assert 0 < index.base_count < 3_250 and index.delta_keys  # bases were written during the load
+    index.defer(False)  # the end: one base with every vector
+    assert index.base_count == 3_250 and not index.delta_keys
+    reopened = SegmentedIndex(store, "text", DIM, tmp_path / "index")
+    assert not reopened.last_report.rebuilt and len(reopened) == 3_250
+    got = reopened.search(np.concatenate(vectors)[::300], 1)
+    assert [g[0][0] for g in got] == ids[::300]

@@ -189,6 +189,8 @@ class Memory:
         finally:
             for index in held:
                 index.defer(False)
+            if hasattr(self.store, "checkpoint"):  # SQLite: the load's WAL into the database file
+                self.store.checkpoint()
 
     def add_items(
         self, items: Iterable[Item], *, vectors: np.ndarray | None = None, extract: bool | None = None

@@ -80,3 +80,14 @@ def test_an_import_killed_half_way_resumes_where_it_stopped(tmp_path, hash_encod
         assert len(mem) == 3_000 and report.added == 3_000 - before
         assert time.perf_counter() - started < 60
         assert mem.check()["ok"]
+
+
+def test_a_bulk_load_leaves_its_wal_in_the_database(tmp_path, hash_encoder):
+    from omnimem.types import Item
+
+    with omnimem.Memory.open(tmp_path / "m", encoder=hash_encoder) as mem:
+        with mem.bulk():
+            mem.add_items([Item.make(text=f"bulk note {i} about topic {i % 7}") for i in range(2_000)], extract=False)
+            assert (tmp_path / "m" / "memory.db-wal").stat().st_size > 0  # the load is in the WAL
+        assert (tmp_path / "m" / "memory.db-wal").stat().st_size == 0  # checkpointed and truncated
+        assert len(mem) == 2_000 and mem.search("bulk note 5 about topic 5", k=1)[0].text == "bulk note 5 about topic 5"

@@ -124,10 +124,10 @@ def later(fn: Callable[..., T], *args: Any, after: Callable[[], Any] | None = No
     the store's BM25 reads on a connection of its own, spaCy touches no store.
 
     ``after``: a function :func:`later` returned earlier; ``fn`` starts once it has finished (its error
-    is left to its own caller). On two cores the calling thread has one, and the side work the other:
-    run side by side, a query's BM25 and its spaCy parse would both end late, one after the other
-    ends BM25 (which the fusion waits for) first. Waiting only on earlier work of a first-in,
-    first-out pool cannot deadlock."""
+    is left to its own caller). On two cores the calling thread has one core and the side work the
+    other: run side by side, a query's BM25 and its spaCy parse would share that core and both end
+    late; one after the other, BM25 (which the fusion waits for) ends first. Waiting only on earlier
+    work of a first-in, first-out pool cannot deadlock."""
     global _pool
     with _pool_lock:
         if _pool is None:

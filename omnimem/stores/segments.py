@@ -49,6 +49,9 @@ __all__ = ["SegmentedIndex", "SyncReport", "ivf_lists"]
 log = logging.getLogger(__name__)
 
 _WIDEST = 4_096  # the most nearest items a broad filter is checked against before an id selector is built
+_BULK_BYTES = 256 << 20  # in a bulk load, the delta's float32 vectors may grow to this before a compaction
+_CODES = {"fp16": "SQfp16", "float32": "Flat"}  # IndexConfig.codes -> the IVF's FAISS factory suffix
+_IVF_FOURCC = (b"IwFl", b"IwF2", b"IvFl", b"IwSq", b"IwSQ", b"IvSQ")  # IVF Flat / ScalarQuantizer files
 _BASE = re.compile(r"^(?P<space>[a-z0-9_]+)\.(?P<seq>\d+)\.faiss$")
 
 
@@ -458,13 +461,6 @@ class SegmentedIndex:
         if not self.tombstones:
             return self._keys
         return self._keys[~np.isin(self._keys, np.fromiter(self.tombstones, dtype=np.int64))]
-
-
-_BULK_BYTES = 256 << 20  # in a bulk load, the delta's float32 vectors may grow to this before a compaction
-_CODES = {"fp16": "SQfp16", "float32": "Flat"}  # IndexConfig.codes -> the IVF's FAISS factory suffix
-
-
-_IVF_FOURCC = (b"IwFl", b"IwF2", b"IvFl", b"IwSq", b"IwSQ", b"IvSQ")  # IVF Flat / ScalarQuantizer files
 
 
 def _is_ivf_file(path: Path) -> bool:

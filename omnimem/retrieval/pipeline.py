@@ -6,7 +6,8 @@ personalized PageRank for the multi-hop step. Stages, each switchable in :class:
 1. candidates: the query's text (and image, when given) embedded by that modality's encoder and
    searched in the same space, dense hits below the space's tau dropped, BM25 beside them, fused as
    ``Memory.search`` fuses them (:func:`~omnimem.retrieval.hybrid.hybrid_fused`);
-2. expansion: a second dense round from the top items (``hop2``) and PageRank over the bounded
+2. expansion: a second dense round from the top items (``hop2``), the question decomposed by its top
+   item (``bridge``: the words it leaves unanswered and the entities it names) and PageRank over the bounded
    entity-item subgraph around linked query entities and the top items' entities (``ppr``), both
    nudging the first ranking (see :mod:`omnimem.retrieval.expand` for why conservatively);
 3. GRASP: grounding (query entity links; presence in the query image, eta), the reranker's keep mask,
@@ -14,7 +15,7 @@ personalized PageRank for the multi-hop step. Stages, each switchable in :class:
 4. packing by utility per token into the budget (:mod:`omnimem.retrieval.pack`).
 
 Per query the text encoder runs once (the query, its audio's transcript and its named mentions in one
-batch; twice with the second round's joint queries), and the graph is read only around the entities
+batch; twice with the second round's joint queries and the bridge query), and the graph is read only around the entities
 the query touches (roots of those ids, members of those roots): the work does not grow with the graph.
 """
 
@@ -157,14 +158,19 @@ def _grasp_rank(
     # query's names that only an embedding may link (the query's BM25 and parse are done: every core)
     hop2 = bool(cfg.hop2 and cfg.hop2_seeds and fused)
     seeds = _texts(source, [f.id for f in fused[: cfg.hop2_seeds]]) if hop2 else []
+    top = (seeds or _texts(source, [fused[0].id]))[:1] if cfg.bridge and fused else []
+    bridge = (
+        ex.bridge_of(source.graph, query, *top[0], max_degree=cfg.max_seed_degree) if top else None
+    )  # (top item id, bridge query)
     if cfg.hop2_seed_words:
         seeds = [(i, " ".join(t.split()[: cfg.hop2_seed_words])) for i, t in seeds]
     named = names is not None and any(r.type != "CONCEPT" for r in nearby)
     todo = list(dict.fromkeys(c for _, c in unmatched)) if named else []
-    texts = (ex.joint_texts(query, seeds) if cfg.hop2_vectors == "encode" else []) + todo
+    joints = ex.joint_texts(query, seeds) if cfg.hop2_vectors == "encode" else []
+    texts = joints + ([bridge[1]] if bridge else []) + todo
     with wider():
         encoded = np.asarray(source.encoder.encode(texts, modality="text"), dtype=np.float32) if texts else None
-    joint = encoded[: len(texts) - len(todo)] if encoded is not None and cfg.hop2_vectors == "encode" else None
+    joint = encoded[: len(joints)] if encoded is not None and joints else None
     name_vectors = dict(zip(todo, encoded[len(texts) - len(todo) :])) if todo and encoded is not None else {}
     links = embedding_links(links, unmatched, source.graph, nearby=nearby, names=names,
                             threshold=cfg.link_threshold, mention_vectors=name_vectors)  # fmt: skip
@@ -185,6 +191,14 @@ def _grasp_rank(
                 for allowed in [_allowed(source, dict(hop), filters)]
             ]
         fused = ex.insert_after_head(fused, hops, head=cfg.hop2_head, per_seed=1, name="hop2")
+    if bridge and encoded is not None:  # the bridge query's best new item follows the second round's
+        found = ex.second_hop(
+            source.indexes[TEXT_SPACE].search, source.encoder, query, [(bridge[0], "")], n=10,
+            tau=cfg.tau_for(TEXT_SPACE), vectors=encoded[len(joints) : len(joints) + 1],
+        )[0]  # fmt: skip
+        found = [(i, s) for i, s in found if i in _allowed(source, dict(found), filters)]
+        head = cfg.hop2_head + (cfg.hop2_seeds if hop2 else 0)
+        fused = ex.insert_after_head(fused, [found], head=head, per_seed=1, name="bridge")
     lap("hop2")
     personas: list[dict[str, Any]] = []
     if fused and (cfg.temporal or cfg.entities or cfg.units or cfg.personas):  # focused searches (focused.py)

@@ -1,6 +1,6 @@
-"""A query's work does not grow with the graph: one text-encoder call (two with the second hop, or for a
-name the graph does not know), and graph reads only around the entities it touches (no read of every
-entity, root or triplet)."""
+"""A query's work does not grow with the graph: one text-encoder call (two with the second hop and the
+bridge query, or for a name the graph does not know), and graph reads only around the entities it
+touches (no read of every entity, root or triplet)."""
 
 from __future__ import annotations
 
@@ -62,17 +62,25 @@ def test_a_context_query_makes_at_most_two_encoder_calls(counted):
     ctx = mem.context(QUERY, budget_tokens=400)  # a fresh encoder object: an empty NameIndex, as in a new process
     assert ctx.items
     assert len(encoder.calls) == 2, encoder.calls
-    # the query; then the second hop's joint query with the one name no key or alias links
+    # the query; then the second hop's joint query, the bridge query (the question's words the top item
+    # lacks, then the names it mentions) and the one name no key or alias links, in one call
     assert encoder.calls[0] == [QUERY]
-    assert encoder.calls[1][0].startswith(QUERY) and encoder.calls[1][1:] == ["Hillage"]
+    joint, bridge, name = encoder.calls[1]
+    assert joint.startswith(QUERY) and name == "Hillage"
+    assert bridge == "What did the band record Miquette Giraudy Steve Hillage"
     names = NameIndex.cached(encoder)
     hillage = mem.graph.find_entities("Steve Hillage")[0]
     assert hillage.id in names.vectors  # the nearby names were compared: read from the graph, not encoded
     encoder.calls.clear()
     mem.context(QUERY, config=GraspConfig(hop2=False), budget_tokens=400)
-    assert encoder.calls == [[QUERY], ["Hillage"]]  # without the second hop, only that name is encoded again
+    assert encoder.calls == [[QUERY], [bridge, "Hillage"]]  # without the second hop, its joint query is not encoded
     encoder.calls.clear()
-    mem.context("What did Steve Hillage record in London?", config=GraspConfig(hop2=False), budget_tokens=400)
+    mem.context(QUERY, config=GraspConfig(hop2=False, bridge=False), budget_tokens=400)
+    assert encoder.calls == [[QUERY], ["Hillage"]]  # nor the bridge query without the bridge: only that name
+    encoder.calls.clear()
+    mem.context(
+        "What did Steve Hillage record in London?", config=GraspConfig(hop2=False, bridge=False), budget_tokens=400
+    )
     assert len(encoder.calls) == 1  # every name the query has linked by key: the query alone
 
 

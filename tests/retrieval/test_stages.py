@@ -68,7 +68,9 @@ def test_ppr_finds_a_two_hop_item_that_dense_search_misses(two_hop):
     mem, (hop1, hop2, *_) = two_hop
     query = "Which partner does the artist who recorded the album Green have?"
     assert hop2 not in [h.id for h in mem.search(query, k=4)]
-    cfg = GraspConfig(tau=(("text", 0.1),), hop2=False, rerank=False, ppr=True, ppr_weight=0.5, ppr_rescue=2)
+    cfg = GraspConfig(
+        tau=(("text", 0.1),), hop2=False, bridge=False, rerank=False, ppr=True, ppr_weight=0.5, ppr_rescue=2
+    )  # the walk alone (the bridge query, through Steve Hillage, finds it too)
     fused, _ = hybrid_fused(query, store=mem.store, dense=_dense(mem, query), config=mem.config.search,
                             tau={"dense": 0.1})  # fmt: skip
     assert hop2 not in [f.id for f in fused]  # neither dense (after tau) nor BM25 has it
@@ -233,9 +235,11 @@ def test_second_round_from_stored_vectors_needs_no_model_call(minilm, tmp_path):
     with omnimem.Memory.open(tmp_path / "m", encoder=minilm) as mem:
         mem.add(passages)
         mem.encoder = counting = Counting(minilm)
-        cfg = GraspConfig(hop2_vectors="sum", rerank=False, facts=False)
+        cfg = GraspConfig(hop2_vectors="sum", bridge=False, rerank=False, facts=False)
         ranking = grasp_rank(mem, "Who is the spouse of the Green performer?", config=cfg)
         assert counting.calls == 1  # the query only: the joint query is the stored vectors' sum
+        grasp_rank(mem, "Who is the spouse of the Green performer?", config=dataclasses.replace(cfg, bridge=True))
+        assert counting.calls == 3  # with the bridge query, a second call (it has no stored vector)
         ids = mem.store.ids()
         spouse = next(i for i in ids if mem.get(i).text.startswith("Steve Hillage has"))
         assert spouse in [f.id for f in ranking.items[:3]]

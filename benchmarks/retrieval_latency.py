@@ -9,7 +9,7 @@ texts. Items are embedded with the hash encoder at build time (scale, not meanin
 queries are encoded by ``--encoder`` (the memory is reopened with it: same dimension), so query
 encoding is included in both figures. One JSON line per size: p50 / p95 of ``Memory.search`` (hybrid,
 k=10) and of ``retrieve_context`` (budget 1024 tokens, default GraspConfig; and with
-``hop2_vectors="sum", bridge=False``, the second round without a model call), and GRASP's mean time per stage. Run it on an otherwise idle machine: both are measured in the same run, so their ratio is the
+``bridge=False``, the second round without a model call), and GRASP's mean time per stage. Run it on an otherwise idle machine: both are measured in the same run, so their ratio is the
 stable figure on a shared one.
 
 ``--stages``: also the p50 of GRASP with the focused searches (omnimem.retrieval.focused) all off
@@ -159,7 +159,7 @@ def main() -> None:
                         stages.setdefault(name, []).append(ms)
 
                 context = timed(grasp, queries)
-                fast = dataclasses.replace(mem.config.grasp, hop2_vectors="sum", bridge=False)  # no second model call
+                fast = dataclasses.replace(mem.config.grasp, bridge=False)  # no second model call
                 context_sum = timed(lambda q, c=fast: retrieve_context(mem, q, budget_tokens=1024, config=c), queries)
                 focused = focused_p50(mem, queries, encoder.dim, args.dense2_encoder) if args.stages else {}
                 print(
@@ -173,8 +173,8 @@ def main() -> None:
                             "context_p50_ms": pct(context, 0.5),
                             "context_p95_ms": pct(context, 0.95),
                             "context_vs_search_p50": round(pct(context, 0.5) / pct(search, 0.5), 2),
-                            "context_hop2_sum_p50_ms": pct(context_sum, 0.5),
-                            "context_hop2_sum_p95_ms": pct(context_sum, 0.95),
+                            "context_no_bridge_p50_ms": pct(context_sum, 0.5),
+                            "context_no_bridge_p95_ms": pct(context_sum, 0.95),
                             "stage_mean_ms": {k: round(statistics.mean(v), 1) for k, v in stages.items()},
                             **({"focused_p50_ms": focused} if focused else {}),
                             "encoder": encoder.name,

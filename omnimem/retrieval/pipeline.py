@@ -15,7 +15,7 @@ personalized PageRank for the multi-hop step. Stages, each switchable in :class:
 4. packing by utility per token into the budget (:mod:`omnimem.retrieval.pack`).
 
 Per query the text encoder runs once (the query, its audio's transcript and its named mentions in one
-batch; twice with the second round's joint queries and the bridge query), and the graph is read only around the entities
+batch; twice with the bridge query), and the graph is read only around the entities
 the query touches (roots of those ids, members of those roots): the work does not grow with the graph.
 """
 
@@ -154,8 +154,9 @@ def _grasp_rank(
     names = NameIndex.cached(source.encoder) if cfg.link_threshold < 1.0 else None
     lap("linking")
 
-    # 2. multi-hop expansion: the second round's joint queries are encoded in one model call with the
-    # query's names that only an embedding may link (the query's BM25 and parse are done: every core)
+    # 2. multi-hop expansion: the bridge query (and, with hop2_vectors="encode", the second round's joint
+    # queries) are encoded in one model call with the query's names that only an embedding may link (the
+    # query's BM25 and parse are done: every core)
     hop2 = bool(cfg.hop2 and cfg.hop2_seeds and fused)
     seeds = _texts(source, [f.id for f in fused[: cfg.hop2_seeds]]) if hop2 else []
     top = (seeds or _texts(source, [fused[0].id]))[:1] if cfg.bridge and fused else []

@@ -62,18 +62,21 @@ def test_a_context_query_makes_at_most_two_encoder_calls(counted):
     ctx = mem.context(QUERY, budget_tokens=400)  # a fresh encoder object: an empty NameIndex, as in a new process
     assert ctx.items
     assert len(encoder.calls) == 2, encoder.calls
-    # the query; then the second hop's joint query, the bridge query (the question's words the top item
-    # lacks, then the names it mentions) and the one name no key or alias links, in one call
+    # the query; then the bridge query (the question's words the top item lacks, then the names it
+    # mentions) and the one name no key or alias links, in one call (the second hop sums stored vectors)
     assert encoder.calls[0] == [QUERY]
-    joint, bridge, name = encoder.calls[1]
-    assert joint.startswith(QUERY) and name == "Hillage"
-    assert bridge == "What did the band record Miquette Giraudy Steve Hillage"
+    bridge, name = encoder.calls[1]
+    assert bridge == "What did the band record Miquette Giraudy Steve Hillage" and name == "Hillage"
     names = NameIndex.cached(encoder)
     hillage = mem.graph.find_entities("Steve Hillage")[0]
     assert hillage.id in names.vectors  # the nearby names were compared: read from the graph, not encoded
     encoder.calls.clear()
     mem.context(QUERY, config=GraspConfig(hop2=False), budget_tokens=400)
-    assert encoder.calls == [[QUERY], [bridge, "Hillage"]]  # without the second hop, its joint query is not encoded
+    assert encoder.calls == [[QUERY], [bridge, "Hillage"]]  # the same without the second hop
+    encoder.calls.clear()
+    mem.context(QUERY, config=GraspConfig(hop2_vectors="encode"), budget_tokens=400)
+    joint, *rest = encoder.calls[1]  # an encoded joint query joins the same call
+    assert len(encoder.calls) == 2 and joint.startswith(QUERY) and rest == [bridge, "Hillage"]
     encoder.calls.clear()
     mem.context(QUERY, config=GraspConfig(hop2=False, bridge=False), budget_tokens=400)
     assert encoder.calls == [[QUERY], ["Hillage"]]  # nor the bridge query without the bridge: only that name
@@ -84,7 +87,9 @@ def test_a_context_query_makes_at_most_two_encoder_calls(counted):
     assert len(encoder.calls) == 1  # every name the query has linked by key: the query alone
 
 
-@pytest.mark.parametrize("config", [GraspConfig(), GraspConfig(ppr=True, hop2_vectors="sum")], ids=["default", "ppr"])
+@pytest.mark.parametrize(
+    "config", [GraspConfig(), GraspConfig(ppr=True, hop2_vectors="encode")], ids=["default", "ppr"]
+)
 def test_a_context_query_reads_no_whole_graph_table(counted, monkeypatch, config):
     mem, _ = counted
     mem.graph.merge(

@@ -262,7 +262,7 @@ def test_second_round_can_join_only_the_seeds_first_words(mem):
 
     mem.add(["one two three four five six seven eight nine ten about Alice", "Bob likes tea and cake"])
     mem.encoder = Recording()
-    grasp_rank(mem, "What about Alice?", config=GraspConfig(hop2_seed_words=3, rerank=False))
+    grasp_rank(mem, "What about Alice?", config=GraspConfig(hop2_seed_words=3, hop2_vectors="encode", rerank=False))
     joint = [t for t in seen if t.startswith("What about Alice? ")]
     assert joint and all(len(t.split()) <= 3 + 3 for t in joint)  # the query's 3 words + the seed's first 3
     with pytest.raises(ConfigError):

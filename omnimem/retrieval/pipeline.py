@@ -197,7 +197,8 @@ def _grasp_rank(
             source.indexes[TEXT_SPACE].search, source.encoder, query, [(bridge[0], "")], n=10,
             tau=cfg.tau_for(TEXT_SPACE), vectors=encoded[len(joints) : len(joints) + 1],
         )[0]  # fmt: skip
-        found = [(i, s) for i, s in found if i in _allowed(source, dict(found), filters)]
+        allowed = _allowed(source, dict(found), filters)
+        found = [(i, s) for i, s in found if i in allowed]
         head = cfg.hop2_head + (cfg.hop2_seeds if hop2 else 0)
         fused = ex.insert_after_head(fused, [found], head=head, per_seed=1, name="bridge")
     lap("hop2")

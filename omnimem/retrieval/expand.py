@@ -238,8 +238,6 @@ def bridge_of(graph_store: Any, query: str, item_id: str, text: str, *, max_degr
     two-person chat, "United States") and is left out."""
     entity_ids = list(dict.fromkeys(m.entity_id for m in graph_store.mentions(item_ids=[item_id])))
     rows = [e for e in graph_store.entities(entity_ids) if e.type not in _UNNAMED] if entity_ids else []
-    asked = query.lower()
-    rows = [e for e in rows if e.name.strip() and e.name.lower() not in asked]
     degree = graph_store.mention_counts([e.id for e in rows]) if rows else {}
     rows = [e for e in rows if degree.get(e.id, 0) <= max_degree]
     lowered = text.lower()

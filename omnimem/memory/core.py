@@ -31,7 +31,15 @@ from omnimem.memory.inputs import clean_text, conversation_items, embedding_text
 from omnimem.memory.jobs import JobRunner
 from omnimem.memory.locations import IMAGE_SPACE, TEXT_SPACE, open_parts
 from omnimem.memory.media import IngestReport, MediaIngestor, query_video
-from omnimem.memory.pipeline import GRAPH_JOB, ExtractionQueue, extract_committed, fast_builder, owed_items, reads_graph
+from omnimem.memory.pipeline import (
+    GRAPH_JOB,
+    ExtractionQueue,
+    encode_beside,
+    extract_committed,
+    fast_builder,
+    owed_items,
+    reads_graph,
+)
 from omnimem.memory.semantic import Fact, FactEvent, SemanticMemory
 from omnimem.memory.working import WorkingMemory
 from omnimem.retrieval.context import Context
@@ -234,7 +242,7 @@ class Memory:
             row = {it.id: n for n, it in enumerate(items)}
             encoded = text_vectors[[row[it.id] for it in embedded]]
         else:
-            encoded = self.encoder.encode([embedding_text(it) for it in embedded], modality="text")
+            encoded = encode_beside(self.encoder, [embedding_text(it) for it in embedded], self._extraction)
         spaces = {TEXT_SPACE: ([it.id for it in embedded], encoded)}
         for space, value in (vectors or {}).items():
             if space not in self.indexes:

@@ -37,7 +37,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
-__all__ = ["one_blas_thread", "query_threads", "wider", "later"]
+__all__ = ["one_blas_thread", "query_threads", "wider", "narrow", "later"]
 
 T = TypeVar("T")
 
@@ -98,6 +98,18 @@ def wider(most: int = 4) -> Iterator[None]:
     stage of a query that nothing else of the query runs beside (its BM25 and spaCy parse are done)."""
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
     limit = _limit_openmp(max(1, min(most, cores)))
+    try:
+        yield
+    finally:
+        if limit is not None:
+            limit.restore_original_limits()
+
+
+@contextmanager
+def narrow() -> Iterator[None]:
+    """Run the body with OpenMP on one thread in this thread: for work that has a core to itself while
+    other work holds the other (an add encoding beside the background parser, the parser's worker)."""
+    limit = _limit_openmp(1)
     try:
         yield
     finally:

@@ -7,11 +7,12 @@ from __future__ import annotations
 import threading
 import time
 
+import numpy as np
 import pytest
 
 import omnimem
 from omnimem.config import GraphConfig
-from omnimem.memory.pipeline import GRAPH_JOB, ExtractionQueue
+from omnimem.memory.pipeline import GRAPH_JOB, ExtractionQueue, encode_beside
 from omnimem.memory.semantic import relation_family
 from omnimem.types import Item
 
@@ -93,3 +94,45 @@ def test_the_same_graph_either_way(tmp_path, hash_encoder, background):
         names = sorted(e.name for e in mem.graph.entities())
         triplets = len(mem.graph.triplets())
     assert "Madrid" in names and triplets >= len(texts)
+
+
+class _Recorder:
+    """An encoder that records, per call, how many texts it got and the OpenMP threads it may use."""
+
+    name, dim = "recorder", 3
+
+    def __init__(self, threadpoolctl):
+        self.calls, self._ctl = [], threadpoolctl
+
+    def encode(self, inputs, *, modality="text"):
+        libs = [lib["num_threads"] for lib in self._ctl.threadpool_info() if lib["user_api"] == "openmp"]
+        self.calls.append((len(inputs), max(libs)))
+        return np.array([[len(t), 1.0, 0.0] for t in inputs], dtype=np.float32)
+
+
+class _Queue:
+    """A worker busy for its first ``busy`` questions."""
+
+    def __init__(self, busy):
+        self.busy = busy
+
+    def active(self):
+        self.busy -= 1
+        return self.busy >= 0
+
+
+def test_an_add_encodes_on_one_thread_only_while_the_worker_parses():
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    import faiss  # noqa: F401  (brings an OpenMP library)
+
+    with threadpoolctl.threadpool_limits(limits=2, user_api="openmp"):
+        encoder = _Recorder(threadpoolctl)
+        texts = [f"turn number {n}" + "!" * n for n in range(10)]
+        vectors = encode_beside(encoder, texts, _Queue(busy=3), chunk=4)
+        # asked once up front, then per chunk: busy for the first two chunks, idle for the last
+        assert encoder.calls == [(4, 1), (4, 1), (2, 2)]
+        assert vectors[:, 0].tolist() == [len(t) for t in texts]  # in order, nothing lost
+        encoder.calls.clear()
+        encode_beside(encoder, texts, _Queue(busy=0), chunk=4)
+        assert encoder.calls == [(10, 2)]  # an idle worker: one call, every thread
+        assert {lib["num_threads"] for lib in threadpoolctl.threadpool_info() if lib["user_api"] == "openmp"} == {2}

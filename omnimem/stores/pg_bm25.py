@@ -12,7 +12,7 @@ same column, so both backends rank full text alike:
   term's frequency the number of its positions in the document;
 - the collection statistics (N, the mean length, each stem's document frequency) are cached and
   recounted once the memory has grown by a tenth, as the SQLite store caches document frequencies;
-- in a memory of over 50,000 items, words found in more than 5,000 are left out (as in SQLite: a
+- in a memory of over 50,000 items, words found in more than 2,000 are left out (as in SQLite: a
   query reads bounded posting lists whatever the memory's size).
 """
 

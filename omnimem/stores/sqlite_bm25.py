@@ -47,7 +47,7 @@ class BM25Mixin:
 
     def bm25(self, query: str, k: int, filters: Filters | None = None) -> list[tuple[str, float]]:
         """Top-k ``(id, score)`` by BM25 (FTS5, Porter stems). In a large memory (over 50,000 items) the
-        query's words found in more than 5,000 items are left out: FTS5 scores every row of every
+        query's words found in more than 2,000 items are left out: FTS5 scores every row of every
         posting list it reads (no early stop), so one common word at a million items costs more than the
         rest of a search; with this cap a query reads a bounded number of rows whatever the memory's
         size, and the dense retriever still matches what the left-out words mean. If every word is that

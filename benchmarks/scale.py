@@ -5,7 +5,7 @@
 One JSON line per size: build time and items/s (bulk path, precomputed vectors), open time (cold: a
 fresh process; warm: again), disk size, peak RSS of the building process, ``mem.search`` and
 ``mem.context`` p50/p95 over ``--queries`` questions (query encoding included; steady state, after a
-pass over them, with the first 50 searches after the page-cache drop reported as ``cold_search``), filtered-search p50
+pass over them, taking turns with the floor question by question, with the first 50 searches after the page-cache drop reported as ``cold_search``), filtered-search p50
 for a speaker holding 0.1% of the items, dense recall@10 of the index against exact search, and in the
 same run the floor: MiniLM query encoding + the raw FAISS search on the same vectors (no SQL, no
 fusion), with ``search_vs_floor`` / ``context_vs_floor`` ratios (stable across noisy machines).
@@ -128,6 +128,19 @@ def timed(fn, args) -> list[float]:
     return out
 
 
+def interleaved(args, *fns) -> list[list[float]]:
+    """Milliseconds of each function on each argument, the functions taking turns per argument (in a
+    rotating order): on a machine whose speed drifts, each one sees the same slow and quiet spells, so
+    the ratios between them hold."""
+    out: list[list[float]] = [[] for _ in fns]
+    for n, a in enumerate(args):
+        for k in [(n + j) % len(fns) for j in range(len(fns))]:
+            t = time.perf_counter()
+            fns[k](a)
+            out[k].append(1000 * (time.perf_counter() - t))
+    return out
+
+
 def measure(path: Path, size: int, built_s: float, added: int, queries: list[str], encoder) -> dict:
     dropped = _drop_page_cache()  # cold: the files read from disk (when this process may drop the cache)
     cold, cold_search = _open_in_fresh_process(path, encoder.name)
@@ -139,11 +152,14 @@ def measure(path: Path, size: int, built_s: float, added: int, queries: list[str
         for q in queries:  # then steady state, as a serving process runs: the timed passes below
             mem.search(q, k=10)
             mem.context(q)
-        search = timed(lambda q: mem.search(q, k=10), queries)
-        context = timed(lambda q: mem.context(q), queries)
+        search, context, floor = interleaved(
+            queries,
+            lambda q: mem.search(q, k=10),
+            lambda q: mem.context(q),
+            lambda q: index._faiss_search(encoder.encode([q], modality="text"), 10, None),
+        )
         rare = timed(lambda q: mem.search(q, k=10, speakers=["Quillon"], retrievers=("dense",)), queries[:50])
         vectors = encoder.encode(queries, modality="text")
-        floor = timed(lambda q: index._faiss_search(encoder.encode([q], modality="text"), 10, None), queries)
         exact = _exact_top10(mem, vectors[:100])
         got = index.search(vectors[:100], 10)
         recall = float(np.mean([len({i for i, _ in g} & e) / 10 for g, e in zip(got, exact)]))

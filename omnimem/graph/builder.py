@@ -14,7 +14,7 @@ batch per call and stored with them (:func:`store_name_embeddings`), so linking 
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -123,14 +123,17 @@ class GraphBuilder:
         self.resolver = resolver
         self.embed = embed  # texts -> float32 (n, d) unit rows: the memory's text encoder (None: names not stored)
 
-    def add_items(self, items: Sequence[Item], *, skip_existing: bool = True) -> BuildReport:
+    def add_items(
+        self, items: Sequence[Item], *, skip_existing: bool = True, parsed: Mapping[str, Extraction] | None = None
+    ) -> BuildReport:
         """Extract from each item's text (its speaker resolves "I"/"my") and write the rows.
 
         A mention of a name that has senses (:mod:`omnimem.graph.senses`) goes to the sense closest to
         its context (embedded with the resolver's ``embed``, else bag-of-words). With ``embed``, the
         names of named entities written without an embedding are embedded in one batch and stored.
         ``skip_existing``: items that already have mentions or triplet sources are not re-read.
-        Running it twice on the same items changes nothing either way (content-hash ids).
+        Running it twice on the same items changes nothing either way (content-hash ids). ``parsed``:
+        item id -> its extraction, done already (an add parses while it encodes); the rest are parsed here.
         """
         todo = [item for item in items if item.text.strip()]
         skipped = len(items) - len(todo)
@@ -140,7 +143,15 @@ class GraphBuilder:
             todo = [item for item in todo if item.id not in done]
         if not todo:
             return BuildReport(skipped=skipped)
-        extractions = self.extractor.extract([item.text for item in todo], speakers=[item.speaker for item in todo])
+        parsed = parsed or {}
+        rest = [item for item in todo if item.id not in parsed]
+        found = (
+            self.extractor.extract([item.text for item in rest], speakers=[item.speaker for item in rest])
+            if rest
+            else []
+        )
+        done = {**parsed, **{item.id: extraction for item, extraction in zip(rest, found)}}
+        extractions = [done[item.id] for item in todo]
         rows = {item.id: rows_from_extraction(item, extraction) for item, extraction in zip(todo, extractions)}
         rows = route_senses(self.graph, rows, self.resolver.embed if self.resolver is not None else None)
         entities = [e for r in rows.values() for e in r[0]]

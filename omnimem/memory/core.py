@@ -25,6 +25,7 @@ from omnimem.config import GraspConfig, MemoryConfig
 from omnimem.encoders import Encoder, create_encoder
 from omnimem.errors import ConfigError, NotFound
 from omnimem.graph.builder import GraphBuilder
+from omnimem.graph.extract import Extraction
 from omnimem.memory.episodes import EpisodicMemory
 from omnimem.memory.forgetting import ForgetPolicy, ForgetReport, Forgetting
 from omnimem.memory.inputs import clean_text, conversation_items, embedding_text, query_filters
@@ -34,6 +35,7 @@ from omnimem.memory.media import IngestReport, MediaIngestor, query_video
 from omnimem.memory.pipeline import (
     GRAPH_JOB,
     ExtractionQueue,
+    Parse,
     encode_beside,
     extract_committed,
     fast_builder,
@@ -238,26 +240,30 @@ class Memory:
         if not fresh:
             return [it.id for it in items]
         embedded = [it for it in fresh if it.text.strip()]
+        jobs = (GRAPH_JOB,) if (self.config.graph.extract_on_add if extract is None else extract) else ()
+        background = bool(jobs) and self.config.graph.extract_in_background and not self._extraction.inline()
+        parse = None
         if text_vectors is not None:
             row = {it.id: n for n, it in enumerate(items)}
             encoded = text_vectors[[row[it.id] for it in embedded]]
-        else:
-            encoded = encode_beside(self.encoder, [embedding_text(it) for it in embedded], self._extraction)
+        else:  # an inline graph step parses while this thread encodes; a background worker parses beside it
+            parse = Parse(lambda: self.builder, embedded) if jobs and not background and embedded else None
+            busy = parse.busy if parse is not None else self._extraction.active
+            encoded = encode_beside(self.encoder, [embedding_text(it) for it in embedded], busy)
         spaces = {TEXT_SPACE: ([it.id for it in embedded], encoded)}
         for space, value in (vectors or {}).items():
             if space not in self.indexes:
                 raise ConfigError(f"this memory has no {space!r} space; open it with the encoder for it")
             spaces[space] = value
         befores = {space: self.indexes[space].generation for space in spaces}
-        jobs = (GRAPH_JOB,) if (self.config.graph.extract_on_add if extract is None else extract) else ()
         added = set(self.store.add(fresh, spaces, jobs=jobs))
         for space, (ids, array) in spaces.items():
             rows = [n for n, i in enumerate(ids) if i in added]
             self.indexes[space].applied([ids[n] for n in rows], array[rows], befores[space])
-        if jobs and self.config.graph.extract_in_background and not self._extraction.inline():
+        if background:
             self._extraction.submit([it for it in fresh if it.id in added])  # extracted while the caller goes on
         elif jobs:
-            self._extract_batch([it for it in fresh if it.id in added])
+            self._extract_batch([it for it in fresh if it.id in added], parse.result() if parse is not None else None)
         return [it.id for it in items]
 
     # -- the knowledge graph (omnimem.graph) -------------------------------------------------
@@ -281,15 +287,16 @@ class Memory:
             self._builder = fast_builder(self._graph, self.encoder, self.config.graph)
         return self._builder
 
-    def _extract_batch(self, items: list[Item]) -> None:
-        """The graph step of an add (here or on the worker): extract, then catch up what is owed on older items."""
-        self._extract(items)
+    def _extract_batch(self, items: list[Item], parsed: Mapping[str, Extraction] | None = None) -> None:
+        """The graph step of an add (here or on the worker): extract (``parsed``: the items parsed
+        already, :class:`~omnimem.memory.pipeline.Parse`), then catch up what is owed on older items."""
+        self._extract(items, parsed)
         self.catch_up(older_than_s=OWED_GRACE_S)
 
-    def _extract(self, items: list[Item]) -> None:
+    def _extract(self, items: list[Item], parsed: Mapping[str, Extraction] | None = None) -> None:
         """Graph rows for newly added (committed) items, best effort; never loses an item
         (:func:`omnimem.memory.pipeline.extract_committed`)."""
-        extract_committed(self, items)
+        extract_committed(self, items, parsed)
 
     @reads_graph
     def catch_up(self, *, older_than_s: float = 0.0, limit: int = 256) -> int:

@@ -28,7 +28,7 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, nullcontext
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -38,7 +38,8 @@ from omnimem.config import GraphConfig
 from omnimem.encoders import Encoder
 from omnimem.errors import BackendUnavailable, MemoryLocked
 from omnimem.graph.builder import GraphBuilder
-from omnimem.retrieval.threads import narrow
+from omnimem.graph.extract import Extraction
+from omnimem.retrieval.threads import later, narrow
 from omnimem.stores.base import GraphStore
 from omnimem.types import Item, to_iso
 
@@ -186,22 +187,57 @@ class ExtractionQueue:
                     self._cond.notify_all()
 
 
-def encode_beside(encoder: Encoder, texts: list[str], queue: ExtractionQueue, chunk: int = ENCODE_CHUNK) -> np.ndarray:
-    """``encoder.encode(texts)`` in chunks, each on one OpenMP thread while ``queue``'s worker parses
-    and on all of them while it waits. Two OpenMP threads beside the parser put three busy threads on
-    two cores: the encoder's threads meet at a barrier after every layer, so the one the parser
-    preempted holds the other up, and the parse cost its whole time on top of the encoding (LoCoMo
-    dev ingest, ``benchmarks/ingest.py``: 0.71 of the encoder-only floor). With the encoder narrowed
-    while the parser runs, each has a core: 0.79 of the floor (best of three rounds, floor measured
-    between them). Chunks of 4 texts: with 16, a chunk begun on one thread ran on long after the
-    parse it made room for had ended."""
-    if not queue.active():
+def encode_beside(
+    encoder: Encoder, texts: list[str], busy: Callable[[], bool], chunk: int = ENCODE_CHUNK
+) -> np.ndarray:
+    """``encoder.encode(texts)`` in chunks, each on one OpenMP thread while ``busy()`` (a parse runs
+    on another thread: the background worker's, or this add's own, :func:`parse_beside`) and on all
+    of them otherwise. Two OpenMP threads beside the parser put three busy threads on two cores: the
+    encoder's threads meet at a barrier after every layer, so the one the parser preempted holds the
+    other up, and the parse cost its whole time on top of the encoding (LoCoMo dev ingest,
+    ``benchmarks/ingest.py``: 0.71 of the encoder-only floor). With the encoder narrowed while the
+    parser runs, each has a core: 0.79 of the floor (best of three rounds, floor measured between
+    them). Chunks of 4 texts: with 16, a chunk begun on one thread ran on long after the parse it
+    made room for had ended."""
+    if not busy():
         return encoder.encode(texts, modality="text")
     parts = []
     for start in range(0, len(texts), chunk):
-        with narrow() if queue.active() else nullcontext():
+        with narrow() if busy() else nullcontext():
             parts.append(encoder.encode(texts[start : start + chunk], modality="text"))
     return np.concatenate(parts) if parts else encoder.encode([], modality="text")
+
+
+class Parse:
+    """The spaCy parse of an add's items, started on a worker thread before the add encodes them, for
+    an add that extracts its graph inline: the parse needs no vector, so it runs on one core while the
+    encoder has the other (:func:`encode_beside`), and the graph step after the commit only writes.
+
+    Best effort: a parse that fails (or a parser that cannot load) gives ``None`` and the graph step
+    parses as it would have, with its own error handling."""
+
+    def __init__(self, builder: Callable[[], GraphBuilder], items: Sequence[Item]) -> None:
+        self._finished = threading.Event()
+        self._result = later(self._parse, builder, [it for it in items if it.text.strip()])
+
+    def _parse(self, builder: Callable[[], GraphBuilder], items: list[Item]) -> dict[str, Extraction] | None:
+        try:
+            extractor = builder().extractor
+            with narrow():
+                found = extractor.extract([it.text for it in items], speakers=[it.speaker for it in items])
+            return {it.id: extraction for it, extraction in zip(items, found)}
+        except Exception as e:  # noqa: BLE001 - the graph step parses again and reports what fails
+            log.debug("parse beside the encoding failed (%s); the graph step parses again", e)
+            return None
+        finally:
+            self._finished.set()
+
+    def busy(self) -> bool:
+        return not self._finished.is_set()
+
+    def result(self) -> dict[str, Extraction] | None:
+        """Item id -> its extraction (None when the parse failed)."""
+        return self._result()
 
 
 def fast_builder(graph: GraphStore, encoder: Encoder, config: GraphConfig) -> GraphBuilder:
@@ -216,8 +252,9 @@ def fast_builder(graph: GraphStore, encoder: Encoder, config: GraphConfig) -> Gr
     )
 
 
-def extract_committed(memory: Memory, items: list[Item]) -> None:
-    """Graph rows and facts for committed items, then their ``pending`` note cleared.
+def extract_committed(memory: Memory, items: list[Item], parsed: Mapping[str, Extraction] | None = None) -> None:
+    """Graph rows and facts for committed items, then their ``pending`` note cleared. ``parsed``: item
+    id -> extraction done already (:class:`Parse`); the other items are parsed here.
 
     Best effort: a failing batch is split in halves until the bad items are alone, so one bad item
     leaves only itself without graph links (``omnimem graph build`` reads every item without links
@@ -227,14 +264,14 @@ def extract_committed(memory: Memory, items: list[Item]) -> None:
     if not items:
         return
     try:
-        memory.builder.add_items(items)
+        memory.builder.add_items(items, parsed=parsed)
         memory.semantic.observe([it.id for it in items])
     except MemoryLocked:
         raise  # not the items' fault: their notes stay
     except Exception as e:  # noqa: BLE001 - the items are committed: extraction is best effort
         if len(items) > 1 and not isinstance(e, BackendUnavailable):
-            extract_committed(memory, items[: len(items) // 2])
-            extract_committed(memory, items[len(items) // 2 :])
+            extract_committed(memory, items[: len(items) // 2], parsed)
+            extract_committed(memory, items[len(items) // 2 :], parsed)
             return
         log.warning("graph extraction skipped for item %s (%s); run 'omnimem graph build' to retry", items[0].id, e)
     memory.store.finish(GRAPH_JOB, [it.id for it in items])

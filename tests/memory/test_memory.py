@@ -368,7 +368,9 @@ def test_extraction_a_crash_left_undone_is_caught_up(tmp_path, hash_encoder, mon
 
     path = tmp_path / "m"
     with omnimem.Memory.open(path, encoder=hash_encoder) as mem:
-        monkeypatch.setattr(mem, "_extract", lambda items: None)  # killed after the commit, before extraction
+        monkeypatch.setattr(
+            mem, "_extract", lambda items, parsed=None: None
+        )  # killed after the commit, before extraction
         ids = mem.add(["Alice moved to Berlin in March.", "Bob works at Acme in Paris."])
     monkeypatch.undo()
     with omnimem.Memory.open(path) as mem:

@@ -110,29 +110,56 @@ class _Recorder:
         return np.array([[len(t), 1.0, 0.0] for t in inputs], dtype=np.float32)
 
 
-class _Queue:
-    """A worker busy for its first ``busy`` questions."""
+def _busy_for(n):
+    """A parse busy for the first ``n`` questions."""
+    left = [n]
 
-    def __init__(self, busy):
-        self.busy = busy
+    def busy():
+        left[0] -= 1
+        return left[0] >= 0
 
-    def active(self):
-        self.busy -= 1
-        return self.busy >= 0
+    return busy
 
 
-def test_an_add_encodes_on_one_thread_only_while_the_worker_parses():
+def test_an_add_encodes_on_one_thread_only_while_a_parse_runs():
     threadpoolctl = pytest.importorskip("threadpoolctl")
     import faiss  # noqa: F401  (brings an OpenMP library)
 
     with threadpoolctl.threadpool_limits(limits=2, user_api="openmp"):
         encoder = _Recorder(threadpoolctl)
         texts = [f"turn number {n}" + "!" * n for n in range(10)]
-        vectors = encode_beside(encoder, texts, _Queue(busy=3), chunk=4)
+        vectors = encode_beside(encoder, texts, _busy_for(3), chunk=4)
         # asked once up front, then per chunk: busy for the first two chunks, idle for the last
         assert encoder.calls == [(4, 1), (4, 1), (2, 2)]
         assert vectors[:, 0].tolist() == [len(t) for t in texts]  # in order, nothing lost
         encoder.calls.clear()
-        encode_beside(encoder, texts, _Queue(busy=0), chunk=4)
-        assert encoder.calls == [(10, 2)]  # an idle worker: one call, every thread
+        encode_beside(encoder, texts, _busy_for(0), chunk=4)
+        assert encoder.calls == [(10, 2)]  # nothing parsing: one call, every thread
         assert {lib["num_threads"] for lib in threadpoolctl.threadpool_info() if lib["user_api"] == "openmp"} == {2}
+
+
+def test_an_inline_add_parses_once_off_its_thread_and_a_failed_parse_is_redone(tmp_path, hash_encoder):
+    texts = ["Erin moved to Vienna in 2020.", "Frank visited Erin in Vienna."]
+    with omnimem.Memory.open(tmp_path / "m", encoder=hash_encoder) as mem:
+        extractor = mem.builder.extractor
+        real, calls = extractor.extract, []
+
+        def spy(batch, **kwargs):
+            calls.append((list(batch), threading.current_thread() is threading.main_thread()))
+            return real(batch, **kwargs)
+
+        extractor.extract = spy
+        ids = mem.add(texts, session="s")
+        assert calls == [(texts, False)]  # one parse, beside the encoding
+        linked = set().union(*mem.graph.items_of([e.id for e in mem.graph.find_entities("Vienna")]).values())
+        assert set(ids) <= linked and mem.store.pending(GRAPH_JOB) == []
+
+        def broken_once(batch, **kwargs):
+            extractor.extract = spy  # the graph step's own parse works
+            raise RuntimeError("parser hiccup")
+
+        calls.clear()
+        extractor.extract = broken_once
+        (gina,) = mem.add("Gina flew to Lima.", session="s")
+        assert calls == [(["Gina flew to Lima."], True)]  # parsed again by the graph step, on the caller's thread
+        assert gina in set().union(*mem.graph.items_of([e.id for e in mem.graph.find_entities("Lima")]).values())

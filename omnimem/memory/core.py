@@ -26,22 +26,14 @@ from omnimem.encoders import Encoder, create_encoder
 from omnimem.errors import ConfigError, NotFound
 from omnimem.graph.builder import GraphBuilder
 from omnimem.graph.extract import Extraction
+from omnimem.memory import pipeline as graph_step
 from omnimem.memory.episodes import EpisodicMemory
 from omnimem.memory.forgetting import ForgetPolicy, ForgetReport, Forgetting
 from omnimem.memory.inputs import clean_text, conversation_items, embedding_text, query_filters
 from omnimem.memory.jobs import JobRunner
 from omnimem.memory.locations import IMAGE_SPACE, TEXT_SPACE, open_parts
 from omnimem.memory.media import IngestReport, MediaIngestor, query_video
-from omnimem.memory.pipeline import (
-    GRAPH_JOB,
-    ExtractionQueue,
-    Parse,
-    encode_beside,
-    extract_committed,
-    fast_builder,
-    owed_items,
-    reads_graph,
-)
+from omnimem.memory.pipeline import GRAPH_JOB, ExtractionQueue, extract_committed, fast_builder, owed_items, reads_graph
 from omnimem.memory.semantic import Fact, FactEvent, SemanticMemory
 from omnimem.memory.working import WorkingMemory
 from omnimem.retrieval.context import Context
@@ -247,9 +239,9 @@ class Memory:
             row = {it.id: n for n, it in enumerate(items)}
             encoded = text_vectors[[row[it.id] for it in embedded]]
         else:  # an inline graph step parses while this thread encodes; a background worker parses beside it
-            parse = Parse(lambda: self.builder, embedded) if jobs and not background and embedded else None
+            parse = graph_step.Parse(lambda: self.builder, embedded) if jobs and not background and embedded else None
             busy = parse.busy if parse is not None else self._extraction.active
-            encoded = encode_beside(self.encoder, [embedding_text(it) for it in embedded], busy)
+            encoded = graph_step.encode_beside(self.encoder, [embedding_text(it) for it in embedded], busy)
         spaces = {TEXT_SPACE: ([it.id for it in embedded], encoded)}
         for space, value in (vectors or {}).items():
             if space not in self.indexes:

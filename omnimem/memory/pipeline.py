@@ -49,6 +49,7 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = [
     "GRAPH_JOB",
     "ExtractionQueue",
+    "Parse",
     "encode_beside",
     "reads_graph",
     "fast_builder",
@@ -191,7 +192,7 @@ def encode_beside(
     encoder: Encoder, texts: list[str], busy: Callable[[], bool], chunk: int = ENCODE_CHUNK
 ) -> np.ndarray:
     """``encoder.encode(texts)`` in chunks, each on one OpenMP thread while ``busy()`` (a parse runs
-    on another thread: the background worker's, or this add's own, :func:`parse_beside`) and on all
+    on another thread: the background worker's, or this add's own, :class:`Parse`) and on all
     of them otherwise. Two OpenMP threads beside the parser put three busy threads on two cores: the
     encoder's threads meet at a barrier after every layer, so the one the parser preempted holds the
     other up, and the parse cost its whole time on top of the encoding (LoCoMo dev ingest,
@@ -217,14 +218,13 @@ class Parse:
     parses as it would have, with its own error handling."""
 
     def __init__(self, builder: Callable[[], GraphBuilder], items: Sequence[Item]) -> None:
+        """Start parsing ``items`` (each with text) through ``builder()``'s extractor."""
         self._finished = threading.Event()
-        self._result = later(self._parse, builder, [it for it in items if it.text.strip()])
+        self._result = later(self._parse, builder, list(items))
 
     def _parse(self, builder: Callable[[], GraphBuilder], items: list[Item]) -> dict[str, Extraction] | None:
         try:
-            extractor = builder().extractor
-            with narrow():
-                found = extractor.extract([it.text for it in items], speakers=[it.speaker for it in items])
+            found = builder().extractor.extract([it.text for it in items], speakers=[it.speaker for it in items])
             return {it.id: extraction for it, extraction in zip(items, found)}
         except Exception as e:  # noqa: BLE001 - the graph step parses again and reports what fails
             log.debug("parse beside the encoding failed (%s); the graph step parses again", e)

@@ -34,7 +34,7 @@ import sys
 import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from typing import Any, TypeVar
 
 __all__ = ["one_blas_thread", "query_threads", "wider", "narrow", "later"]
@@ -83,47 +83,35 @@ def _controller() -> Any:
 @contextmanager
 def query_threads() -> Iterator[None]:
     """Run a query with BLAS on one thread (:func:`one_blas_thread`) and OpenMP on one thread in this thread."""
-    with one_blas_thread():
-        limit = _limit_openmp()
-        try:
-            yield
-        finally:
-            if limit is not None:
-                limit.restore_original_limits()
+    with one_blas_thread(), _openmp(1):
+        yield
 
 
-@contextmanager
-def wider(most: int = 4) -> Iterator[None]:
+def wider(most: int = 4) -> AbstractContextManager[None]:
     """Run the body with OpenMP on up to ``most`` threads (the machine's cores) in this thread: for a
     stage of a query that nothing else of the query runs beside (its BM25 and spaCy parse are done)."""
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    limit = _limit_openmp(max(1, min(most, cores)))
-    try:
-        yield
-    finally:
-        if limit is not None:
-            limit.restore_original_limits()
+    return _openmp(max(1, min(most, cores)))
+
+
+def narrow() -> AbstractContextManager[None]:
+    """Run the body with OpenMP on one thread in this thread: for work that has a core to itself while
+    other work holds the other (an add encoding beside a parse, the background parser's worker)."""
+    return _openmp(1)
 
 
 @contextmanager
-def narrow() -> Iterator[None]:
-    """Run the body with OpenMP on one thread in this thread: for work that has a core to itself while
-    other work holds the other (an add encoding beside the background parser, the parser's worker)."""
-    limit = _limit_openmp(1)
+def _openmp(threads: int) -> Iterator[None]:
+    """``threads`` OpenMP threads for the calling thread (each OpenMP library's ``omp_set_num_threads``),
+    restored after the body; nothing without threadpoolctl."""
+    with _LOCK:
+        controller = _controller()
+    limit = None if controller is None else controller.limit(limits=threads, user_api="openmp")
     try:
         yield
     finally:
         if limit is not None:
             limit.restore_original_limits()
-
-
-def _limit_openmp(threads: int = 1) -> Any:
-    """``threads`` OpenMP threads for the calling thread (each OpenMP library's ``omp_set_num_threads``)."""
-    with _LOCK:
-        controller = _controller()
-    if controller is None:
-        return None
-    return controller.limit(limits=threads, user_api="openmp")
 
 
 _pool: ThreadPoolExecutor | None = None

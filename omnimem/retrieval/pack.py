@@ -37,6 +37,17 @@ def _jaccard(x: frozenset[str], y: frozenset[str]) -> float:
     return len(x & y) / union if union else 1.0
 
 
+def _similar(x: frozenset[str], y: frozenset[str], bound: float) -> bool:
+    """Whether ``_jaccard(x, y) >= bound``; sets whose sizes differ by more than the bound allows are
+    answered from their sizes alone (the Jaccard index is at most the smaller size over the larger)."""
+    small, large = (len(x), len(y)) if len(x) <= len(y) else (len(y), len(x))
+    if large and small / large < bound:
+        return False
+    common = len(x & y)
+    union = small + large - common
+    return (common / union if union else 1.0) >= bound
+
+
 def _better(a: ContextEntry, b: ContextEntry) -> bool:
     """Whether ``a`` is better-sourced than ``b``."""
     key = lambda e: (_KIND_RANK[e.kind], -len(e.item_ids), -e.score)  # noqa: E731
@@ -63,7 +74,7 @@ def collapse_duplicates(
     kept: list[int] = []
     for k in range(n):
         for j in kept:
-            dup = (sims is not None and sims[j, k] >= threshold) or (_jaccard(words[j], words[k]) >= lexical_threshold)
+            dup = (sims is not None and sims[j, k] >= threshold) or _similar(words[j], words[k], lexical_threshold)
             if dup:
                 if _better(entries[k], entries[winner[j]]):
                     winner[j] = k

@@ -14,8 +14,10 @@ personalized PageRank for the multi-hop step. Stages, each switchable in :class:
    redundancy collapse;
 4. packing by utility per token into the budget (:mod:`omnimem.retrieval.pack`).
 
-Per query the text encoder runs once (the query, its audio's transcript and its named mentions in one
-batch; twice with the bridge query), and the graph is read only around the entities
+Per query the text encoder runs once (the query, its audio's transcript and its time anchors in one
+batch), twice when there is a bridge query or a query name that is no entity's key but is spelled like
+a nearby entity's name (:func:`~omnimem.retrieval.grounding.worth_embedding`; both in the second
+batch), and the graph is read only around the entities
 the query touches (roots of those ids, members of those roots): the work does not grow with the graph.
 """
 
@@ -44,6 +46,7 @@ from omnimem.retrieval.grounding import (
     query_mentions,
     transcript_presence,
     triplet_presence,
+    worth_embedding,
 )
 from omnimem.retrieval.hybrid import bm25_later, hybrid_fused
 from omnimem.retrieval.pack import collapse_duplicates, pack_budget
@@ -165,8 +168,8 @@ def _grasp_rank(
     )  # (top item id, bridge query)
     if cfg.hop2_seed_words:
         seeds = [(i, " ".join(t.split()[: cfg.hop2_seed_words])) for i, t in seeds]
-    named = names is not None and any(r.type != "CONCEPT" for r in nearby)
-    todo = list(dict.fromkeys(c for _, c in unmatched)) if named else []
+    named = [r for r in nearby if r.type != "CONCEPT"] if names is not None else []
+    todo = list(dict.fromkeys(c for _, c in worth_embedding(unmatched, named)))  # names spelled like a nearby one
     joints = ex.joint_texts(query, seeds) if cfg.hop2_vectors == "encode" else []
     texts = joints + ([bridge[1]] if bridge else []) + todo
     with wider():

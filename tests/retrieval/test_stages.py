@@ -18,6 +18,7 @@ from omnimem.retrieval.grounding import (
     presence_scores,
     query_mentions,
     triplet_presence,
+    worth_embedding,
 )
 from omnimem.retrieval.hybrid import hybrid_fused
 from omnimem.retrieval.pack import collapse_duplicates, pack_budget
@@ -131,6 +132,24 @@ def test_query_entities_link_exactly_and_by_alias(two_hop):
     assert link_query_entities(mention, mem.graph, nearby=[hillage], names=names, threshold=0.95) == []
     assert any(lk.name == "Steve Hillage" and lk.how == "exact" for lk in links)
     assert link_query_entities([("Quentin Tarantino", "Quentin Tarantino", "PERSON")], mem.graph) == []
+
+
+def test_a_query_name_spelled_unlike_every_nearby_entity_costs_no_model_call(two_hop):
+    mem, _ = two_hop
+    hillage = mem.graph.find_entities("Steve Hillage")[0]
+    names = NameIndex(mem.encoder)
+    names.embed([(hillage.id, hillage.name)], mem.graph)  # the entity's name vector, as a query finds it stored
+    encoded: list[list[str]] = []
+    encode = mem.encoder.encode
+    names.encoder = type("Counting", (), {"encode": lambda self, t, **k: encoded.append(list(t)) or encode(t, **k)})()
+    unlike = [("Zorblax", "Zorblax", "PERSON")]  # no trigram in common: not embedded, not linked at any threshold
+    assert link_query_entities(unlike, mem.graph, nearby=[hillage], names=names, threshold=0.0) == [] and not encoded
+    alike = [("Steve Hillage band", "Steve Hillage band", "ORG")]
+    assert worth_embedding([(s, c) for s, c, _ in alike + unlike], [hillage]) == [alike[0][:2]]
+    assert [lk.how for lk in link_query_entities(alike, mem.graph, nearby=[hillage], names=names, threshold=0.7)] == [
+        "embedding"
+    ]
+    assert encoded == [["Steve Hillage band"]]
 
 
 def test_grounding_keeps_a_present_entity_and_drops_an_absent_one(tmp_path, hash_encoder, fake_clip):

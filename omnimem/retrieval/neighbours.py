@@ -40,9 +40,17 @@ def neighbour_smoothing(fused: Sequence[Fused], neighbours: Neighbours, *, beta:
             if other is not None and other not in score:
                 score[other] = 0.0
                 entries[other] = Fused(other, 0.0, {"context": 0})
-    missing = [i for i in score if i not in links]
-    if missing:
-        links.update(neighbours(missing))
+    # an added neighbour's own neighbours, read off the candidates' links: whatever precedes or follows
+    # it and is a candidate links to it; anything else scores nothing (no second lookup)
+    added = {i for i in score if i not in links}
+    if added:
+        around: dict[str, list[str | None]] = {i: [None, None] for i in added}
+        for item_id, (before, after) in list(links.items()):
+            if after in around:
+                around[after][0] = item_id
+            if before in around:
+                around[before][1] = item_id
+        links.update({i: (b, a) for i, (b, a) in around.items()})
     rescored = []
     for item_id, own in score.items():
         before, after = links.get(item_id, (None, None))

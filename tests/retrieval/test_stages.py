@@ -286,3 +286,24 @@ def test_second_round_can_join_only_the_seeds_first_words(mem):
     assert joint and all(len(t.split()) <= 3 + 3 for t in joint)  # the query's 3 words + the seed's first 3
     with pytest.raises(ConfigError):
         GraspConfig(hop2_seed_words=-1)
+
+
+def test_neighbour_smoothing_reads_the_session_order_once_and_scores_added_turns_from_it():
+    from omnimem.retrieval.fusion import Fused
+    from omnimem.retrieval.neighbours import neighbour_smoothing
+
+    order = ["t1", "t2", "t3", "t4", "t5", "t6"]  # one session, in turn order; "x" has no session
+    links = {
+        t: (order[n - 1] if n else None, order[n + 1] if n + 1 < len(order) else None) for n, t in enumerate(order)
+    }
+    calls: list[list[str]] = []
+
+    def neighbours(ids):
+        calls.append(list(ids))
+        return {i: links[i] for i in ids if i in links}
+
+    fused = [Fused("t4", 1.0, {"dense": 1}), Fused("t2", 0.6, {"bm25": 1}), Fused("x", 0.5, {"dense": 2})]
+    out = {f.id: round(f.score, 3) for f in neighbour_smoothing(fused, neighbours, beta=0.5, expand=2)}
+    assert len(calls) == 1  # the added turns' own neighbours come from the candidates' links
+    # t3 sits between both candidates and borrows the better one; t5 follows t4; t1 precedes t2
+    assert out == {"t4": 1.0, "t2": 0.6, "x": 0.5, "t3": 0.5, "t5": 0.5, "t1": 0.3}

@@ -193,7 +193,12 @@ def worth_embedding(unmatched: Sequence[tuple[str, str]], named: Sequence[Any]) 
     if not unmatched or not named:
         return []
     entities = [_trigrams(r.name) for r in named]
-    return [(s, c) for s, c in unmatched if any(_jaccard(g, e) >= _ALIKE for g in [_trigrams(c)] for e in entities)]
+    keep = []
+    for surface, concept in unmatched:
+        grams = _trigrams(concept)
+        if any(_jaccard(grams, e) >= _ALIKE for e in entities):
+            keep.append((surface, concept))
+    return keep
 
 
 def _trigrams(name: str) -> frozenset[str]:

@@ -45,7 +45,7 @@ def neighbour_smoothing(fused: Sequence[Fused], neighbours: Neighbours, *, beta:
     added = {i for i in score if i not in links}
     if added:
         around: dict[str, list[str | None]] = {i: [None, None] for i in added}
-        for item_id, (before, after) in list(links.items()):
+        for item_id, (before, after) in links.items():
             if after in around:
                 around[after][0] = item_id
             if before in around:

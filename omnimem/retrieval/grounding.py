@@ -23,6 +23,7 @@ import numpy as np
 
 from omnimem.errors import ConfigError
 from omnimem.graph.normalize import concept_key
+from omnimem.retrieval.pack import jaccard_at_least
 
 __all__ = [
     "EntityLink", "NameIndex", "link_query_entities", "key_links", "embedding_links", "worth_embedding", "presence_scores",
@@ -196,7 +197,7 @@ def worth_embedding(unmatched: Sequence[tuple[str, str]], named: Sequence[Any]) 
     keep = []
     for surface, concept in unmatched:
         grams = _trigrams(concept)
-        if any(_jaccard(grams, e) >= _ALIKE for e in entities):
+        if any(jaccard_at_least(grams, e, _ALIKE) for e in entities):
             keep.append((surface, concept))
     return keep
 
@@ -204,11 +205,6 @@ def worth_embedding(unmatched: Sequence[tuple[str, str]], named: Sequence[Any]) 
 def _trigrams(name: str) -> frozenset[str]:
     key = f" {concept_key(name)} "
     return frozenset(key[i : i + 3] for i in range(len(key) - 2))
-
-
-def _jaccard(a: frozenset[str], b: frozenset[str]) -> float:
-    union = len(a | b)
-    return len(a & b) / union if union else 0.0
 
 
 def presence_scores(image_encoder: Any, images: Sequence[Any], names: Sequence[str]) -> np.ndarray:

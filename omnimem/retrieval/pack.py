@@ -17,7 +17,7 @@ import numpy as np
 from omnimem.errors import ConfigError
 from omnimem.retrieval.context import ContextEntry
 
-__all__ = ["collapse_duplicates", "pack_budget", "token_set_similarity"]
+__all__ = ["collapse_duplicates", "jaccard_at_least", "pack_budget", "token_set_similarity"]
 
 _WORD = re.compile(r"\w+")
 _KIND_RANK = {"item": 0, "frame": 0, "fact": 1, "summary": 2}  # lower = better-sourced
@@ -37,7 +37,7 @@ def _jaccard(x: frozenset[str], y: frozenset[str]) -> float:
     return len(x & y) / union if union else 1.0
 
 
-def _similar(x: frozenset[str], y: frozenset[str], bound: float) -> bool:
+def jaccard_at_least(x: frozenset[str], y: frozenset[str], bound: float) -> bool:
     """Whether ``_jaccard(x, y) >= bound``; sets whose sizes differ by more than the bound allows are
     answered from their sizes alone (the Jaccard index is at most the smaller size over the larger)."""
     small, large = (len(x), len(y)) if len(x) <= len(y) else (len(y), len(x))
@@ -74,8 +74,8 @@ def collapse_duplicates(
     kept: list[int] = []
     for k in range(n):
         for j in kept:
-            dup = (sims is not None and sims[j, k] >= threshold) or _similar(words[j], words[k], lexical_threshold)
-            if dup:
+            near = sims is not None and sims[j, k] >= threshold
+            if near or jaccard_at_least(words[j], words[k], lexical_threshold):
                 if _better(entries[k], entries[winner[j]]):
                     winner[j] = k
                 break

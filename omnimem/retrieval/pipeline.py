@@ -117,7 +117,14 @@ def _grasp_rank(
         clock = now
 
     # the query's entity mentions: spaCy parses it on a worker thread, after BM25, while it is encoded and searched
-    linking = cfg.grounding or (cfg.ppr and cfg.ppr_seeds != "items") or cfg.entities or cfg.units or cfg.personas
+    linking = (
+        cfg.grounding
+        or (cfg.ppr and cfg.ppr_seeds != "items")
+        or cfg.speaker
+        or cfg.entities
+        or cfg.units
+        or cfg.personas
+    )
     mentions_later = later(_mentions, source, query, after=bm25 or None) if linking else None
     exprs = parse_time(query) if cfg.temporal else []
     anchors = time_anchors(exprs)  # "after the road trip": the phrase is searched, encoded with the query
@@ -206,7 +213,9 @@ def _grasp_rank(
         fused = ex.insert_after_head(fused, [found], head=head, per_seed=1, name="bridge")
     lap("hop2")
     personas: list[dict[str, Any]] = []
-    if fused and (cfg.temporal or cfg.entities or cfg.units or cfg.personas):  # focused searches (focused.py)
+    if fused and (
+        cfg.temporal or cfg.speaker or cfg.entities or cfg.units or cfg.personas
+    ):  # focused searches (focused.py)
         fused, personas = apply_focus(
             source, query, qvec, fused, cfg, mentions=mentions, entity_ids=[lk.entity_id for lk in links],
             exprs=exprs, anchor_vectors=anchor_vectors, search_cfg=search_cfg, filters=filters,

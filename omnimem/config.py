@@ -247,6 +247,8 @@ class GraspConfig:
     # (LoCoMo dev: 92-100% of the evidence of non-adversarial questions naming one speaker is that speaker's
     # own turns; off: it costs the adversarial questions, which ask about one person what the other said)
     speaker_boost: float = 0.2  # a named speaker's candidate's score times (1 + this)
+    questions: bool = False  # candidates whose own words end with "?" score x(1 - question_penalty)
+    question_penalty: float = 0.1  # a question points at the evidence (the answer after it), it does not state it
     entities: bool = False  # entity-centred: the turns of the people the query names, best one per session
     entity_weight: float = 0.2  # weight of that search's normalised score
     entity_sessions: int = 4  # sessions whose best turn is nudged (evidence spread over sessions)
@@ -296,17 +298,11 @@ class GraspConfig:
             raise ConfigError("max_nodes and max_seed_degree must be positive")
         if self.ppr_weight < 0:
             raise ConfigError("ppr_weight must be >= 0")
-        weights = (
-            "temporal_weight",
-            "event_boost",
-            "speaker_boost",
-            "entity_weight",
-            "unit_weight",
-            "persona_weight",
-            "dense2_weight",
-        )
+        weights = ("temporal_weight", "event_boost", "speaker_boost", "entity_weight", "unit_weight", "persona_weight", "dense2_weight")  # fmt: skip
         if min(getattr(self, w) for w in weights) < 0 or self.entity_sessions < 0 or self.focus_rescue < 0:
             raise ConfigError(f"{', '.join(weights)}, entity_sessions and focus_rescue must be >= 0")
+        if not 0.0 <= self.question_penalty < 1.0:
+            raise ConfigError(f"question_penalty must be in [0, 1), got {self.question_penalty}")
         if not self.dense2_space:
             raise ConfigError("dense2_space must name an embedding space, e.g. 'e5'")
         for name in ("link_threshold", "eta", "dup_threshold"):
@@ -343,7 +339,7 @@ class GraspConfig:
 
 STAGES: Sequence[str] = (
     "tau", "hop2", "bridge", "ppr", "grounding", "rerank", "redundancy", "facts", "summaries",
-    "temporal", "speaker", "entities", "units", "personas", "dense2",
+    "temporal", "speaker", "questions", "entities", "units", "personas", "dense2",
 )  # fmt: skip
 
 

@@ -13,6 +13,7 @@ that no retriever found), so a search that looked in the wrong place costs a few
   said by the person it names, move up (their event time dates the event);
 - ``speaker``: the candidates spoken by a person the question names move up (their own turns say what
   they did and like);
+- ``questions``: the candidates that only ask move down (the answer after them says it);
 - ``entities``: the turns of the people the question names (a speaker's own turns, where what they
   did and like is said) and the items mentioning its linked graph entities, best turn per session,
   so evidence spread over sessions is reached (entity-centric retrieval for multi-hop questions);
@@ -28,6 +29,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -42,11 +44,13 @@ from omnimem.stores.base import Filters
 __all__ = [
     "PERSONA_KEY", "named_people", "present_time", "temporal_scores", "entity_scores", "unit_scores",
     "read_personas", "persona_scores", "second_space", "apply_focus", "event_statements", "speaker_turns",
+    "question_turns", "asks",
 ]  # fmt: skip
 
 log = logging.getLogger(__name__)
 
 TEXT_SPACE = "text"
+_CAPTION = re.compile(r"\s*\[[^\[\]]*\]\s*$")  # a trailing "[shares an image: ...]"
 PERSONA_KEY = "persona:"  # meta key prefix of a speaker's persona (written by omnimem.memory.personas)
 
 
@@ -149,19 +153,35 @@ def speaker_turns(source: Any, fused: list[Fused], people: Sequence[str], *, hea
     return _boosted(fused, items, lambda item: item.speaker in named, head=head, boost=boost, name="speaker")
 
 
+def question_turns(source: Any, fused: list[Fused], *, head: int, penalty: float) -> list[Fused]:
+    """The candidates among the first ``head`` that end by asking (their own words end with "?"; an
+    attached caption in brackets aside) score ``(1 - penalty)`` times: a question points at the evidence
+    rather than stating it, and the answer that follows it takes its score through session-neighbour
+    smoothing (LoCoMo dev: 12-23% of evidence turns end with a question, 27-32% of the other candidates)."""
+    items = _items(source, fused[:head])
+    return _boosted(fused, items, lambda item: asks(item.text), head=head, boost=-penalty, name=None)
+
+
+def asks(text: str) -> bool:
+    """Whether a turn's own words end with a question mark ("Cool! What do you play? [shares an image: ...]")."""
+    return _CAPTION.sub("", text or "").rstrip().endswith("?")
+
+
 def _items(source: Any, fused: Sequence[Fused]) -> dict[str, Any]:
     return {i.id: i for i in source.store.get([f.id for f in fused]) if i is not None}
 
 
 def _boosted(
-    fused: list[Fused], items: Mapping[str, Any], hit: Any, *, head: int, boost: float, name: str
+    fused: list[Fused], items: Mapping[str, Any], hit: Any, *, head: int, boost: float, name: str | None
 ) -> list[Fused]:
-    """The first ``head`` candidates, those whose item passes ``hit`` scored ``(1 + boost)`` times (and
-    marked as found by ``name``), re-sorted; the rest after them unchanged."""
+    """The first ``head`` candidates, those whose item passes ``hit`` scored ``(1 + boost)`` times (and,
+    with a ``name``, marked as found by it), re-sorted; the rest after them unchanged."""
     out = []
     for f in fused[:head]:
         item = items.get(f.id)
-        out.append(Fused(f.id, f.score * (1.0 + boost), {**f.ranks, name: 0}) if item is not None and hit(item) else f)
+        if item is not None and hit(item):
+            f = Fused(f.id, f.score * (1.0 + boost), {**f.ranks, name: 0} if name else f.ranks)
+        out.append(f)
     out.sort(key=lambda f: (-f.score, min(f.ranks.values()), f.id))
     return out + list(fused[head:])
 
@@ -315,6 +335,8 @@ def apply_focus(
         fused = event_statements(source, fused, named_people(mentions), head=cfg.pool, boost=cfg.event_boost)
     if cfg.speaker:
         fused = speaker_turns(source, fused, named_people(mentions), head=cfg.pool, boost=cfg.speaker_boost)
+    if cfg.questions:
+        fused = question_turns(source, fused, head=cfg.pool, penalty=cfg.question_penalty)
     if cfg.entities and (people or entity_ids):
         extra = entity_scores(
             source, query, qvec, people, entity_ids, sessions=cfg.entity_sessions, search_cfg=search_cfg,

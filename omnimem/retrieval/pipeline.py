@@ -214,7 +214,7 @@ def _grasp_rank(
     lap("hop2")
     personas: list[dict[str, Any]] = []
     if fused and (
-        cfg.temporal or cfg.speaker or cfg.entities or cfg.units or cfg.personas
+        cfg.temporal or cfg.speaker or cfg.questions or cfg.entities or cfg.units or cfg.personas
     ):  # focused searches (focused.py)
         fused, personas = apply_focus(
             source, query, qvec, fused, cfg, mentions=mentions, entity_ids=[lk.entity_id for lk in links],

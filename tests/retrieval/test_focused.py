@@ -42,7 +42,7 @@ def diary(mem):
 
 
 def test_new_stages_are_switchable_and_off_by_default_unless_measured():
-    for stage in ("temporal", "speaker", "entities", "units", "personas", "dense2"):
+    for stage in ("temporal", "speaker", "questions", "entities", "units", "personas", "dense2"):
         assert stage in STAGES
         assert GraspConfig().with_(stage).is_on(stage) and not GraspConfig().with_(stage).without(stage).is_on(stage)
     with pytest.raises(ConfigError):
@@ -50,6 +50,9 @@ def test_new_stages_are_switchable_and_off_by_default_unless_measured():
     with pytest.raises(ConfigError):
         GraspConfig(speaker_boost=-0.5)
     assert not GraspConfig().speaker  # measured: costs the adversarial questions (config.py)
+    for penalty in (-0.1, 1.0):
+        with pytest.raises(ConfigError):
+            GraspConfig(question_penalty=penalty)
     with pytest.raises(ConfigError):
         GraspConfig(dense2_space="")
 
@@ -190,3 +193,23 @@ def test_speaker_prior_moves_the_named_persons_own_turns_up_within_the_head(mem,
     marked = [f.id for f in ranking.items if "speaker" in f.ranks]
     assert marked and {i.speaker for i in mem.store.get(marked)} == {"Ann"}
     assert not any("speaker" in f.ranks for f in grasp_rank(mem, "What does Ann like?", config=PLAIN).items)
+
+
+def test_turns_that_only_ask_move_down_and_are_not_marked_as_found(mem):
+    assert focused.asks("Cool! What do you play?") and focused.asks("Nice? [shares an image: a cat]")
+    assert not focused.asks("I play the violin. [shares an image: what is this?]")
+    assert not focused.asks("Is it? No, I sold it.") and not focused.asks("")
+    ids = mem.add_conversation(
+        [
+            {"speaker": "Bob", "text": "What instrument do you play?"},
+            {"speaker": "Ann", "text": "I play the violin in an orchestra."},
+            {"speaker": "Bob", "text": "Do you play every day?"},
+        ],
+        session="s1",
+    )
+    fused = [focused.Fused(i, s, {"dense": n}) for n, (i, s) in enumerate(zip(ids, (0.9, 0.85, 0.3)), start=1)]
+    out = focused.question_turns(mem, fused, head=2, penalty=0.1)
+    # 0.9 x 0.9 = 0.81 falls behind Ann's statement; the third is past the head and stays as it was
+    assert [f.id for f in out] == [ids[1], ids[0], ids[2]]
+    assert out[1].score == pytest.approx(0.81) and out[1].ranks == {"dense": 1} and out[2] is fused[2]
+    assert focused.question_turns(mem, fused, head=2, penalty=0.0) == fused

@@ -14,6 +14,7 @@
     omnimem graph export MEMORY --format graphml|json|html [--entity NAME ...] [--hops 2] -o FILE
     omnimem graph stats MEMORY [--json]
     omnimem serve ROOT [--host 127.0.0.1] [--port 8000] [--api-key KEY] [--allowed-root DIR] [--max-open 16]
+                  [--config CONFIG.json]   (the MemoryConfig of the memories it creates)
     omnimem keys add ROOT NAME --memory M [--memory M2 ...] [--read-only]   (prints the key once)
     omnimem keys list ROOT [--json]  |  omnimem keys revoke ROOT NAME   (scoped API keys of the server)
     omnimem export MEMORY FILE  |  omnimem import FILE MEMORY  |  omnimem migrate SOURCE TARGET   (verified copies)
@@ -160,6 +161,10 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--api-key", default=os.environ.get("OMNIMEM_API_KEY"), help="default: $OMNIMEM_API_KEY")
     serve.add_argument("--allowed-root", help="ingest-by-path is confined to this directory")
     serve.add_argument("--max-open", type=int, default=16, help="memories kept open at once (default: 16)")
+    serve.add_argument(
+        "--config", help="a MemoryConfig JSON (encoder, GRASP stages ...) for the memories the server creates;"
+        " existing memories keep their own saved config",
+    )  # fmt: skip
 
     keys = sub.add_parser("keys", help="scoped API keys of a server ROOT: add (printed once), list, revoke")
     ksub = keys.add_subparsers(dest="keys_command", required=True)
@@ -328,12 +333,14 @@ def _ingest(args: argparse.Namespace) -> int:
 
 
 def _serve(args: argparse.Namespace) -> int:
+    from omnimem.config import load_config
     from omnimem.server import serve
 
     allowed = Path(args.allowed_root) if args.allowed_root else None
+    config = load_config(args.config) if args.config else None
     serve(
         _root(args.root), host=args.host, port=args.port, api_key=args.api_key, allowed_root=allowed,
-        max_open=args.max_open,
+        max_open=args.max_open, config=config,
     )  # fmt: skip
     return EXIT_OK
 

@@ -7,6 +7,7 @@ import json
 import pytest
 
 from omnimem.cli import main
+from omnimem.config import GraspConfig, MemoryConfig
 
 
 def _hash_memory(tmp_path):
@@ -73,6 +74,21 @@ def test_serve_refuses_a_public_address_without_a_key(tmp_path, capsys, monkeypa
     monkeypatch.delenv("OMNIMEM_API_KEY", raising=False)
     assert main(["serve", str(tmp_path), "--host", "0.0.0.0", "--api-key", ""]) == 2
     assert "api" in capsys.readouterr().err.lower()
+
+
+def test_serve_creates_memories_with_the_given_config(tmp_path, capsys, monkeypatch):
+    import omnimem.server
+
+    seen = {}
+    monkeypatch.setattr(omnimem.server, "serve", lambda root, **kw: seen.update(kw, root=root))
+    config = MemoryConfig(grasp=GraspConfig(questions=True, speaker=True))
+    (tmp_path / "server.json").write_text(config.to_json())
+    assert main(["serve", str(tmp_path / "root"), "--config", str(tmp_path / "server.json")]) == 0
+    assert seen["config"] == config and seen["root"] == tmp_path / "root"
+    assert main(["serve", str(tmp_path / "root")]) == 0 and seen["config"] is None  # the defaults
+    (tmp_path / "bad.json").write_text('{"grasp": {"questions": true,')
+    assert main(["serve", str(tmp_path / "root"), "--config", str(tmp_path / "bad.json")]) == 2
+    assert "bad.json" in capsys.readouterr().err
 
 
 def test_ingest_and_ask_without_llm(tmp_path, capsys):

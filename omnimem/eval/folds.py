@@ -158,7 +158,7 @@ def stage_lines(report: dict[str, Any] | None) -> list[str]:
         cells = "; ".join(
             f"fold {f['reported_on']}: {f['chosen']} {f['on_' + at]:.3f}/{f['off_' + at]:.3f}" for f in r["folds"]
         )
-        verdict = "helps (both folds on)" if r["helps"] else ("both folds off" if r["agree"] else "folds disagree")
+        verdict = "helps (both folds on)" if r["helps"] else ("both folds off" if r["agree"] else _split(r["folds"]))
         lines.append(f"  {stage:<11} default {r['default']:<3} held-out {r[key]:.3f} ({cells}) -> {verdict}")
         cats = ", ".join(
             f"{c} {v['on_' + at]:.3f}/{v['off_' + at]:.3f}" for c, v in r["by_category"].items() if c != "all"
@@ -166,3 +166,11 @@ def stage_lines(report: dict[str, Any] | None) -> list[str]:
         if len(r["by_category"]) > 1:
             lines.append(f"    by category on/off: {cats}")
     return lines
+
+
+def _split(folds: Sequence[dict[str, Any]]) -> str:
+    """Why two folds chose differently: one saw no effect at all (a tie keeps the default), or they disagree."""
+    flat = [f["reported_on"] for f in folds if f["tuned_on_effect"] == 0]
+    if len(flat) == 1:
+        return f"fold {1 - flat[0]} saw no effect, so the default stays"
+    return "folds disagree"

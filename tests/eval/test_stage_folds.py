@@ -38,10 +38,18 @@ def test_a_stage_the_folds_disagree_on_keeps_its_held_out_cost():
     assert not t["agree"] and not t["helps"]
     # fold 0 is reported with the choice of fold 1 (off), fold 1 with fold 0's (on): it costs 0.1 there
     assert [f["chosen"] for f in t["folds"]] == ["off", "on"] and t["held_out_recall@10"] == 0.45
+    assert "folds disagree" in stage_lines({"temporal": t})[1]
+
+
+def test_a_stage_one_fold_cannot_tell_apart_keeps_the_default_and_says_why():
+    t = stage_report(_rows(0.2, 0.0), OFF, 10, ["temporal"])["temporal"]
+    # fold 1 sees no effect: the tie keeps the default (off) for fold 0; fold 0's choice (on) is neutral on fold 1
+    assert [f["chosen"] for f in t["folds"]] == ["off", "on"] and not t["helps"]
+    assert "fold 1 saw no effect, so the default stays" in stage_lines({"temporal": t})[1]
 
 
 def test_ablation_has_a_system_per_stage():
     systems = grasp_systems(True, True)
     assert not systems["grasp-no-temporal"].is_on("temporal")  # on by default since the held-out folds agreed
-    for stage in ("entities", "units", "personas", "dense2"):
+    for stage in ("speaker", "questions", "entities", "units", "personas", "dense2"):
         assert systems[f"grasp+{stage}"].is_on(stage)

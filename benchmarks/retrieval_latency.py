@@ -2,7 +2,8 @@
 
     .venv/bin/python benchmarks/retrieval_latency.py [--sizes 10000 100000] [--encoder minilm] [--queries 100]
 
-Synthetic items: sentences about 2,000 named people, places and things, each with its mentions and a
+Synthetic items: sentences about 2,000 named people, places and things (said by the first person named,
+so the speaker searches run), each with its mentions and a
 triplet written straight into the graph (a Zipf-like choice of people, so some are hubs), so the
 bounded PageRank subgraph and the linking see realistic degrees without running spaCy over 100k
 texts. Items are embedded with the hash encoder at build time (scale, not meaning, sets latency);
@@ -68,7 +69,7 @@ def build(path: Path, size: int, rng: random.Random, dim: int) -> None:
                 a, b = rng.choices(names, weights, k=2)
                 verb, thing, place = rng.choice(VERBS), rng.choice(THINGS), rng.choice(PLACES)
                 text = f"{a} {verb} the {thing} with {b} in {place} (note {n})."
-                item = Item.make(text=text, session=f"s{n // 50}", episode="bench")
+                item = Item.make(text=text, speaker=a, session=f"s{n // 50}", episode="bench")
                 items.append(item)
                 rows = [EntityRow.make(a, "PERSON", [a]), EntityRow.make(b, "PERSON", [b])]
                 rows += [EntityRow.make(place, "GPE", [place]), EntityRow.make(thing, "CONCEPT", [thing])]
@@ -96,7 +97,7 @@ def pct(values: list[float], q: float) -> float:
     return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))], 1)
 
 
-FOCUSED = ("temporal", "entities", "units", "personas", "dense2")
+FOCUSED = ("temporal", "speaker", "questions", "voice", "entities", "units", "personas", "dense2")
 
 
 def focused_p50(mem: Memory, queries: list[str], dim: int, dense2_encoder: str) -> dict[str, float]:

@@ -54,7 +54,7 @@ _UNNAMED = frozenset({"CONCEPT", "DATE", "TIME", "CARDINAL", "ORDINAL", "QUANTIT
 
 __all__ = [
     "bounded_subgraph", "seed_weights", "ppr_items", "nudge", "second_hop", "joint_texts", "joint_vectors",
-    "bridge_query", "bridge_of", "insert_after_head",
+    "bridge_query", "bridge_of", "insert_after_head", "ppr_nudge",
 ]  # fmt: skip
 
 
@@ -287,3 +287,39 @@ def insert_after_head(fused: Sequence[Fused], hops: Sequence[Sequence[tuple[str,
         ranks = {**(old.ranks if old else {}), name: n}
         middle.append(Fused(item_id, max(old.score if old else 0.0, above - n * step), ranks))
     return fused[:head] + middle + rest
+
+
+def ppr_nudge(
+    graph: Any, fused: list[Fused], linked: Mapping[str, float], cfg: Any, allowed: Any
+) -> tuple[list[Fused], dict[str, float]]:
+    """HippoRAG 2's walk as a nudge: seed from ``linked`` query entities (``{entity id: link score}``)
+    and the top items' entities, build the bounded subgraph, walk, and nudge ``fused`` with the item mass
+    (``allowed``: the item scores a filter keeps). ``cfg``: a GraspConfig. Returns the ranking and the
+    facts' mass."""
+    linked = dict(linked) if cfg.ppr_seeds in ("query", "both") else {}
+    top = fused[: cfg.seed_items] if cfg.ppr_seeds in ("items", "both") else []
+    item_entities: dict[str, float] = {}
+    if top:
+        best = top[0].score or 1.0
+        score_of = {f.id: f.score / best for f in top}
+        mentions = graph.mentions(item_ids=list(score_of))
+        roots = graph.roots_of([m.entity_id for m in mentions])
+        for m in mentions:
+            e = roots.get(m.entity_id, m.entity_id)
+            item_entities[e] = max(item_entities.get(e, 0.0), score_of[m.item_id])
+    degree = graph.mention_counts(list({*linked, *item_entities})) if (linked or item_entities) else {}
+    seeds = seed_weights(linked, item_entities, degree, max_degree=cfg.max_seed_degree)
+    if not seeds:
+        return fused, {}
+    for f in top:  # passages seed too, with a small weight (HippoRAG 2)
+        seeds[f"i:{f.id}"] = 0.05 * f.score / (top[0].score or 1.0)
+    sub = bounded_subgraph(
+        graph,
+        [s[2:] for s in seeds if s.startswith("e:")],
+        [f.id for f in top],
+        hops=cfg.hops,
+        max_nodes=cfg.max_nodes,
+        max_degree=cfg.max_seed_degree,
+    )
+    items, facts = ppr_items(sub, seeds, damping=cfg.damping)
+    return nudge(fused, allowed(items), weight=cfg.ppr_weight, rescue=cfg.ppr_rescue, name="ppr"), facts

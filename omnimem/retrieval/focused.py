@@ -14,6 +14,11 @@ that no retriever found), so a search that looked in the wrong place costs a few
 - ``speaker``: the candidates spoken by a person the question names move up (their own turns say what
   they did and like);
 - ``questions``: the candidates that only ask move down (the answer after them says it);
+- ``voice``: the question re-said in the voice of the one speaker it names ("What has Melanie
+  painted?" -> "What have I painted?"), searched densely over every speaker's turns: a turn states
+  what its speaker did in the first person, while the question speaks of them in the third, which an
+  embedding of the question alone matches poorly (the search is speaker-neutral, so a question that
+  names the wrong person still finds the turn that says it);
 - ``entities``: the turns of the people the question names (a speaker's own turns, where what they
   did and like is said) and the items mentioning its linked graph entities, best turn per session,
   so evidence spread over sessions is reached (entity-centric retrieval for multi-hop questions);
@@ -44,7 +49,7 @@ from omnimem.stores.base import Filters
 __all__ = [
     "PERSONA_KEY", "named_people", "present_time", "temporal_scores", "entity_scores", "unit_scores",
     "read_personas", "persona_scores", "second_space", "apply_focus", "event_statements", "speaker_turns",
-    "question_turns", "asks",
+    "question_turns", "asks", "own_voice", "voice_query", "voice_scores",
 ]  # fmt: skip
 
 log = logging.getLogger(__name__)
@@ -165,6 +170,58 @@ def question_turns(source: Any, fused: list[Fused], *, head: int, penalty: float
 def asks(text: str) -> bool:
     """Whether a turn's own words end with a question mark ("Cool! What do you play? [shares an image: ...]")."""
     return _CAPTION.sub("", text or "").rstrip().endswith("?")
+
+
+_AUX = {"does": "do", "has": "have", "is": "am"}  # "does Ann" -> "do I"; those below stay as they are
+_AUX |= {a: a for a in ("did", "was", "would", "will", "can", "could", "should", "might", "must")}
+_VERB_AFTER_I = {"is": "am", "has": "have", "does": "do"}  # "Jon is planning" -> "I am planning"
+_PRONOUNS = {"her": "my", "his": "my", "she": "I", "he": "I", "him": "me", "herself": "myself", "himself": "myself"}
+
+
+def own_voice(query: str, name: str) -> str | None:
+    """``query`` (English) as the person ``name`` would ask it of themselves: "What has Melanie painted
+    with her kids?" -> "What have I painted with my kids?"; None when the question does not name them.
+
+    A few deterministic rules (possessive -> "my", an auxiliary before the name turned round, the name
+    -> "I", third-person pronouns -> first person), enough for an embedding to meet first-person turns;
+    a pronoun that means someone else is rewritten too, which costs that search a little, not the ranking."""
+    name = re.escape(name)
+    if not re.search(rf"\b{name}\b", query):
+        return None
+    text = re.sub(rf"\b{name}['’]s\b", "my", query)
+    text = _swap(text, rf"\b({'|'.join(_AUX)})\s+{name}\b", lambda w: f"{_AUX[w]} I")  # "does Ann" -> "do I"
+    text = _swap(text, rf"\b{name}\s+({'|'.join(_VERB_AFTER_I)})\b", lambda w: f"I {_VERB_AFTER_I[w]}")
+    text = re.sub(rf"\b{name}\b", "I", text)
+    text = _swap(text, rf"\b({'|'.join(_PRONOUNS)})\b", _PRONOUNS.__getitem__)
+    return text if text != query else None
+
+
+def _swap(text: str, pattern: str, say: Any) -> str:
+    """``pattern``'s matches replaced by ``say(its first group, lower case)``, keeping a capital."""
+
+    def one(m: re.Match[str]) -> str:
+        word = say(m.group(1).lower())
+        return word[:1].upper() + word[1:] if m.group(0)[:1].isupper() else word
+
+    return re.sub(pattern, one, text, flags=re.I)
+
+
+def voice_query(source: Any, query: str, mentions: Sequence[tuple[str, str, str]], pool: Sequence[Fused]) -> str | None:
+    """The ``voice`` search's text: the question in the own voice of the one person it names who speaks
+    in ``pool`` (the first round's candidates); None when it names no such speaker, or several."""
+    people = named_people(mentions)
+    if not people or not pool:
+        return None
+    speakers = {i.speaker for i in _items(source, pool).values() if i.speaker}
+    named = [p for p in people if p in speakers]
+    return own_voice(query, named[0]) if len(named) == 1 else None
+
+
+def voice_scores(source: Any, vector: np.ndarray, *, n: int, filters: Filters | None) -> dict[str, float]:
+    """Dense search of the text space for the own-voice question's ``vector``, every speaker's turns
+    alike -> ``{item id: score in [0, 1]}`` (cosine over the best one)."""
+    hits = dense_candidates(source.indexes[TEXT_SPACE].search, source.store, vector, n, filters)
+    return _normalised({i: max(0.0, s) for i, s in hits})
 
 
 def _items(source: Any, fused: Sequence[Fused]) -> dict[str, Any]:
@@ -322,10 +379,11 @@ def second_space(source: Any, query: str, space: str) -> tuple[Any, np.ndarray] 
 def apply_focus(
     source: Any, query: str, qvec: np.ndarray, fused: list[Fused], cfg: Any, *, mentions: Sequence[tuple[str, str, str]],
     entity_ids: Sequence[str], exprs: Sequence[tm.TimeExpression], anchor_vectors: Mapping[str, np.ndarray],
-    search_cfg: Any, filters: Filters | None,
+    search_cfg: Any, filters: Filters | None, voice_vector: np.ndarray | None = None,
 ) -> tuple[list[Fused], list[dict[str, Any]]]:  # fmt: skip
     """Every focused search ``cfg`` (a GraspConfig) switches on, each nudging ``fused`` in turn;
-    returns the ranking and the personas read (for the context)."""
+    returns the ranking and the personas read (for the context). ``voice_vector``: the embedding of
+    :func:`voice_query`'s text (encoded with the pipeline's second batch), for the ``voice`` search."""
     people = named_people(mentions) if (cfg.entities or cfg.personas) else []
     rescue = cfg.focus_rescue
     if cfg.temporal and exprs:
@@ -337,6 +395,10 @@ def apply_focus(
         fused = speaker_turns(source, fused, named_people(mentions), head=cfg.pool, boost=cfg.speaker_boost)
     if cfg.questions:
         fused = question_turns(source, fused, head=cfg.pool, penalty=cfg.question_penalty)
+    if cfg.voice and voice_vector is not None:
+        extra = voice_scores(source, voice_vector, n=search_cfg.candidates, filters=filters)
+        # no rescue: a turn only this search finds is too often off the question (LoCoMo dev multi-hop 0.465 with 2, 0.488 without)
+        fused = ex.nudge(fused, extra, weight=cfg.voice_weight, rescue=0, name="voice")
     if cfg.entities and (people or entity_ids):
         extra = entity_scores(
             source, query, qvec, people, entity_ids, sessions=cfg.entity_sessions, search_cfg=search_cfg,

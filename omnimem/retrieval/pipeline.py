@@ -34,7 +34,7 @@ import numpy as np
 from omnimem.errors import ConfigError, OmnimemError
 from omnimem.retrieval import expand as ex
 from omnimem.retrieval.context import Context, ContextEntry, GraspConfig, RetrievalSource, estimate_tokens
-from omnimem.retrieval.focused import apply_focus, second_space
+from omnimem.retrieval.focused import apply_focus, second_space, voice_query
 from omnimem.retrieval.fusion import Fused
 from omnimem.retrieval.grounding import (
     EntityLink,
@@ -121,6 +121,7 @@ def _grasp_rank(
         cfg.grounding
         or (cfg.ppr and cfg.ppr_seeds != "items")
         or cfg.speaker
+        or cfg.voice
         or cfg.entities
         or cfg.units
         or cfg.personas
@@ -178,11 +179,13 @@ def _grasp_rank(
     named = [r for r in nearby if r.type != "CONCEPT"] if names is not None else []
     todo = list(dict.fromkeys(c for _, c in worth_embedding(unmatched, named)))  # names spelled like a nearby one
     joints = ex.joint_texts(query, seeds) if cfg.hop2_vectors == "encode" else []
-    texts = joints + ([bridge[1]] if bridge else []) + todo
+    voice = voice_query(source, query, mentions, fused[: cfg.pool]) if cfg.voice else None  # focused.py
+    texts = joints + ([bridge[1]] if bridge else []) + ([voice] if voice else []) + todo
     with wider():
         encoded = np.asarray(source.encoder.encode(texts, modality="text"), dtype=np.float32) if texts else None
     joint = encoded[: len(joints)] if encoded is not None and joints else None
     name_vectors = dict(zip(todo, encoded[len(texts) - len(todo) :])) if todo and encoded is not None else {}
+    voice_vector = encoded[len(texts) - len(todo) - 1] if voice and encoded is not None else None
     links = embedding_links(links, unmatched, source.graph, nearby=nearby, names=names,
                             threshold=cfg.link_threshold, mention_vectors=name_vectors)  # fmt: skip
     if hop2:
@@ -214,16 +217,18 @@ def _grasp_rank(
     lap("hop2")
     personas: list[dict[str, Any]] = []
     if fused and (
-        cfg.temporal or cfg.speaker or cfg.questions or cfg.entities or cfg.units or cfg.personas
+        cfg.temporal or cfg.speaker or cfg.questions or cfg.voice or cfg.entities or cfg.units or cfg.personas
     ):  # focused searches (focused.py)
         fused, personas = apply_focus(
             source, query, qvec, fused, cfg, mentions=mentions, entity_ids=[lk.entity_id for lk in links],
             exprs=exprs, anchor_vectors=anchor_vectors, search_cfg=search_cfg, filters=filters,
+            voice_vector=voice_vector,
         )  # fmt: skip
     lap("focus")
     fact_mass: dict[str, float] = {}
     if cfg.ppr and fused:
-        fused, fact_mass = _ppr(source, fused, links, cfg, filters)
+        linked = {lk.entity_id: lk.score for lk in links}
+        fused, fact_mass = ex.ppr_nudge(source.graph, fused, linked, cfg, lambda s: _allowed(source, s, filters))
     lap("ppr")
 
     pool = fused[: cfg.pool]
@@ -297,41 +302,6 @@ def _allowed(source: RetrievalSource, scores: dict[str, float], filters: Filters
         return scores
     items = source.store.get(list(scores))
     return {i.id: scores[i.id] for i in items if i is not None and filters.matches(i)}
-
-
-def _ppr(
-    source: RetrievalSource, fused: list[Fused], links: list[EntityLink], cfg: GraspConfig, filters: Filters | None
-) -> tuple[list[Fused], dict[str, float]]:
-    """Seed, build the bounded subgraph, walk, and nudge the ranking with the item mass."""
-    graph = source.graph
-    linked = {lk.entity_id: lk.score for lk in links} if cfg.ppr_seeds in ("query", "both") else {}
-    top = fused[: cfg.seed_items] if cfg.ppr_seeds in ("items", "both") else []
-    item_entities: dict[str, float] = {}
-    if top:
-        best = top[0].score or 1.0
-        score_of = {f.id: f.score / best for f in top}
-        mentions = graph.mentions(item_ids=list(score_of))
-        roots = graph.roots_of([m.entity_id for m in mentions])
-        for m in mentions:
-            e = roots.get(m.entity_id, m.entity_id)
-            item_entities[e] = max(item_entities.get(e, 0.0), score_of[m.item_id])
-    degree = graph.mention_counts(list({*linked, *item_entities})) if (linked or item_entities) else {}
-    seeds = ex.seed_weights(linked, item_entities, degree, max_degree=cfg.max_seed_degree)
-    if not seeds:
-        return fused, {}
-    for f in top:  # passages seed too, with a small weight (HippoRAG 2)
-        seeds[f"i:{f.id}"] = 0.05 * f.score / (top[0].score or 1.0)
-    sub = ex.bounded_subgraph(
-        graph,
-        [s[2:] for s in seeds if s.startswith("e:")],
-        [f.id for f in top],
-        hops=cfg.hops,
-        max_nodes=cfg.max_nodes,
-        max_degree=cfg.max_seed_degree,
-    )
-    items, facts = ex.ppr_items(sub, seeds, damping=cfg.damping)
-    items = _allowed(source, items, filters)
-    return ex.nudge(fused, items, weight=cfg.ppr_weight, rescue=cfg.ppr_rescue, name="ppr"), facts
 
 
 def _facts(

@@ -51,5 +51,6 @@ def test_a_stage_one_fold_cannot_tell_apart_keeps_the_default_and_says_why():
 def test_ablation_has_a_system_per_stage():
     systems = grasp_systems(True, True)
     assert not systems["grasp-no-temporal"].is_on("temporal")  # on by default since the held-out folds agreed
+    assert not systems["grasp-no-voice"].is_on("voice")
     for stage in ("speaker", "questions", "entities", "units", "personas", "dense2"):
         assert systems[f"grasp+{stage}"].is_on(stage)

@@ -1,4 +1,4 @@
-"""The focused searches of GRASP (temporal, speaker, entities, units, personas, dense2) on small memories."""
+"""The focused searches of GRASP (temporal, speaker, questions, voice, entities, units, personas, dense2) on small memories."""
 
 from __future__ import annotations
 
@@ -42,7 +42,7 @@ def diary(mem):
 
 
 def test_new_stages_are_switchable_and_off_by_default_unless_measured():
-    for stage in ("temporal", "speaker", "questions", "entities", "units", "personas", "dense2"):
+    for stage in ("temporal", "speaker", "questions", "voice", "entities", "units", "personas", "dense2"):
         assert stage in STAGES
         assert GraspConfig().with_(stage).is_on(stage) and not GraspConfig().with_(stage).without(stage).is_on(stage)
     with pytest.raises(ConfigError):
@@ -50,6 +50,7 @@ def test_new_stages_are_switchable_and_off_by_default_unless_measured():
     with pytest.raises(ConfigError):
         GraspConfig(speaker_boost=-0.5)
     assert not GraspConfig().speaker  # measured: costs the adversarial questions (config.py)
+    assert GraspConfig().voice  # measured: both held-out folds agree (config.py)
     for penalty in (-0.1, 1.0):
         with pytest.raises(ConfigError):
             GraspConfig(question_penalty=penalty)
@@ -213,3 +214,46 @@ def test_turns_that_only_ask_move_down_and_are_not_marked_as_found(mem):
     assert [f.id for f in out] == [ids[1], ids[0], ids[2]]
     assert out[1].score == pytest.approx(0.81) and out[1].ranks == {"dense": 1} and out[2] is fused[2]
     assert focused.question_turns(mem, fused, head=2, penalty=0.0) == fused
+
+
+def test_own_voice_says_the_question_as_the_named_person_would():
+    assert (
+        focused.own_voice("What has Melanie painted with her kids?", "Melanie") == "What have I painted with my kids?"
+    )
+    assert focused.own_voice("What is Caroline's identity?", "Caroline") == "What is my identity?"
+    assert focused.own_voice("Does Jon like it? His kids do.", "Jon") == "Do I like it? My kids do."
+    assert (
+        focused.own_voice("When Jon is planning to open his studio?", "Jon") == "When I am planning to open my studio?"
+    )
+    assert focused.own_voice("What does Jon's dance make him?", "Jon") == "What does my dance make me?"
+    assert focused.own_voice("What did Jonathan say?", "Jon") is None  # a whole name, not a prefix
+    assert focused.own_voice("What is the weather like?", "Jon") is None
+
+
+def test_voice_nudges_first_person_turns_of_any_speaker_and_rescues_none(mem):
+    ids = mem.add_conversation(
+        [
+            {"speaker": "Bob", "text": "Ann, what a weekend! Ann went to the museum, right?"},
+            {"speaker": "Ann", "text": "I painted my garden fence and my kids painted the shed."},
+            {"speaker": "Bob", "text": "I painted my boat last summer."},
+            {"speaker": "Ann", "text": "Thanks Bob, see you soon."},
+        ],
+        session="s1",
+    )
+    query = "What has Ann painted with her kids?"
+    pool = [focused.Fused(i, 1.0, {"dense": n}) for n, i in enumerate(ids, start=1)]
+    mentions = [("Ann", "ann", "PERSON")]
+    assert focused.voice_query(mem, query, mentions, pool) == "What have I painted with my kids?"
+    assert focused.voice_query(mem, query, mentions + [("Bob", "bob", "PERSON")], pool) is None  # two named
+    assert focused.voice_query(mem, query, [("Carol", "carol", "PERSON")], pool) is None  # no speaker named
+    vector = mem.encoder.encode(["What have I painted with my kids?"], modality="text")[0]
+    scores = focused.voice_scores(mem, vector, n=10, filters=None)
+    # speaker-neutral: Bob's first-person turn scores too; Ann's own account scores best
+    assert max(scores, key=scores.get) == ids[1] and ids[2] in scores
+    plain = grasp_rank(mem, query, config=PLAIN.without("voice"))
+    voiced = grasp_rank(mem, query, config=PLAIN)  # on by default
+    marked = [f.id for f in voiced.items if "voice" in f.ranks]
+    assert ids[1] in marked and not any("voice" in f.ranks for f in plain.items)
+    assert {f.id for f in voiced.items} == {f.id for f in plain.items}  # a nudge, nothing rescued
+    with pytest.raises(ConfigError):
+        GraspConfig(voice_weight=-0.1)

@@ -10,7 +10,7 @@ texts. Items are embedded with the hash encoder at build time (scale, not meanin
 queries are encoded by ``--encoder`` (the memory is reopened with it: same dimension), so query
 encoding is included in both figures. One JSON line per size: p50 / p95 of ``Memory.search`` (hybrid,
 k=10) and of ``retrieve_context`` (budget 1024 tokens, default GraspConfig; and with
-``bridge=False``, the second round without a model call), and GRASP's mean time per stage. Run it on an otherwise idle machine: both are measured in the same run, so their ratio is the
+``bridge=False, voice=False``, no second model call), and GRASP's mean time per stage. Run it on an otherwise idle machine: both are measured in the same run, so their ratio is the
 stable figure on a shared one.
 
 ``--stages``: also the p50 of GRASP with the focused searches (omnimem.retrieval.focused) all off
@@ -160,7 +160,7 @@ def main() -> None:
                         stages.setdefault(name, []).append(ms)
 
                 context = timed(grasp, queries)
-                fast = dataclasses.replace(mem.config.grasp, bridge=False)  # no second model call
+                fast = dataclasses.replace(mem.config.grasp, bridge=False, voice=False)  # no second model call
                 context_sum = timed(lambda q, c=fast: retrieve_context(mem, q, budget_tokens=1024, config=c), queries)
                 focused = focused_p50(mem, queries, encoder.dim, args.dense2_encoder) if args.stages else {}
                 print(

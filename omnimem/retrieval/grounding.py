@@ -163,12 +163,14 @@ def key_links(
 def embedding_links(
     links: Sequence[EntityLink], unmatched: Sequence[tuple[str, str]], graph: Any, *, nearby: Sequence[Any],
     names: NameIndex | None, threshold: float, mention_vectors: Mapping[str, np.ndarray] | None = None,
+    worthy: bool = False,
 ) -> list[EntityLink]:  # fmt: skip
     """The second phase: each unmatched name linked to the nearby named entity whose name embedding is
-    closest, at cosine >= ``threshold``; ``links`` (the first phase's) come first."""
+    closest, at cosine >= ``threshold``; ``links`` (the first phase's) come first. ``worthy``: the
+    caller already kept only the names :func:`worth_embedding` keeps."""
     out = {lk.entity_id: lk for lk in links}
     named = [r for r in nearby if r.type != "CONCEPT"]
-    unmatched = worth_embedding(unmatched, named)
+    unmatched = list(unmatched) if worthy else worth_embedding(unmatched, named)
     if unmatched and names is not None and named:
         matrix = names.embed([(r.id, r.name) for r in named], graph)
         given = mention_vectors or {}

@@ -177,7 +177,8 @@ def _grasp_rank(
     if cfg.hop2_seed_words:
         seeds = [(i, " ".join(t.split()[: cfg.hop2_seed_words])) for i, t in seeds]
     named = [r for r in nearby if r.type != "CONCEPT"] if names is not None else []
-    todo = list(dict.fromkeys(c for _, c in worth_embedding(unmatched, named)))  # names spelled like a nearby one
+    unmatched = worth_embedding(unmatched, named)  # names spelled like a nearby one (none without names)
+    todo = list(dict.fromkeys(c for _, c in unmatched))
     joints = ex.joint_texts(query, seeds) if cfg.hop2_vectors == "encode" else []
     voice = voice_query(source, query, mentions, fused[: cfg.pool]) if cfg.voice else None  # focused.py
     texts = joints + ([bridge[1]] if bridge else []) + ([voice] if voice else []) + todo
@@ -187,7 +188,7 @@ def _grasp_rank(
     name_vectors = dict(zip(todo, encoded[len(texts) - len(todo) :])) if todo and encoded is not None else {}
     voice_vector = encoded[len(texts) - len(todo) - 1] if voice and encoded is not None else None
     links = embedding_links(links, unmatched, source.graph, nearby=nearby, names=names,
-                            threshold=cfg.link_threshold, mention_vectors=name_vectors)  # fmt: skip
+                            threshold=cfg.link_threshold, mention_vectors=name_vectors, worthy=True)  # fmt: skip
     if hop2:
         if cfg.hop2_vectors == "sum":
             ids, stored = source.store.vectors(TEXT_SPACE, [i for i, _ in seeds])

@@ -175,18 +175,22 @@ def asks(text: str) -> bool:
 _AUX = {"does": "do", "has": "have", "is": "am"}  # "does Ann" -> "do I"; those below stay as they are
 _AUX |= {a: a for a in ("did", "was", "would", "will", "can", "could", "should", "might", "must")}
 _VERB_AFTER_I = {"is": "am", "has": "have", "does": "do"}  # "Jon is planning" -> "I am planning"
+_ENGLISH = re.compile(
+    rf"\b(?:what|when|where|who|whom|whose|why|how|which|do|are|were|have|had|{'|'.join(_AUX)})\b", re.I
+)
 _PRONOUNS = {"her": "my", "his": "my", "she": "I", "he": "I", "him": "me", "herself": "myself", "himself": "myself"}
 
 
 def own_voice(query: str, name: str) -> str | None:
     """``query`` (English) as the person ``name`` would ask it of themselves: "What has Melanie painted
-    with her kids?" -> "What have I painted with my kids?"; None when the question does not name them.
+    with her kids?" -> "What have I painted with my kids?"; None when the question does not name them
+    or has none of the English question and auxiliary words the rules turn round.
 
     A few deterministic rules (possessive -> "my", an auxiliary before the name turned round, the name
     -> "I", third-person pronouns -> first person), enough for an embedding to meet first-person turns;
     a pronoun that means someone else is rewritten too, which costs that search a little, not the ranking."""
     name = re.escape(name)
-    if not re.search(rf"\b{name}\b", query):
+    if not re.search(rf"\b{name}\b", query) or not _ENGLISH.search(query):  # another language: left alone
         return None
     text = re.sub(rf"\b{name}['’]s\b", "my", query)
     text = _swap(text, rf"\b({'|'.join(_AUX)})\s+{name}\b", lambda w: f"{_AUX[w]} I")  # "does Ann" -> "do I"

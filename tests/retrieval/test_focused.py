@@ -228,6 +228,7 @@ def test_own_voice_says_the_question_as_the_named_person_would():
     assert focused.own_voice("What does Jon's dance make him?", "Jon") == "What does my dance make me?"
     assert focused.own_voice("What did Jonathan say?", "Jon") is None  # a whole name, not a prefix
     assert focused.own_voice("What is the weather like?", "Jon") is None
+    assert focused.own_voice("Qu'est-ce que Jon a peint ?", "Jon") is None  # not English: left alone
 
 
 def test_voice_nudges_first_person_turns_of_any_speaker_and_rescues_none(mem):

@@ -401,7 +401,8 @@ def apply_focus(
         fused = question_turns(source, fused, head=cfg.pool, penalty=cfg.question_penalty)
     if cfg.voice and voice_vector is not None:
         extra = voice_scores(source, voice_vector, n=search_cfg.candidates, filters=filters)
-        # no rescue: a turn only this search finds is too often off the question (LoCoMo dev multi-hop 0.465 with 2, 0.488 without)
+        # no rescue: a turn only this search finds is too often off the question
+        # (LoCoMo dev multi-hop 0.465 with two rescued, 0.488 with none)
         fused = ex.nudge(fused, extra, weight=cfg.voice_weight, rescue=0, name="voice")
     if cfg.entities and (people or entity_ids):
         extra = entity_scores(

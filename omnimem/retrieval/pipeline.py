@@ -15,8 +15,9 @@ personalized PageRank for the multi-hop step. Stages, each switchable in :class:
 4. packing by utility per token into the budget (:mod:`omnimem.retrieval.pack`).
 
 Per query the text encoder runs once (the query, its audio's transcript and its time anchors in one
-batch), twice when there is a bridge query or a query name that is no entity's key but is spelled like
-a nearby entity's name (:func:`~omnimem.retrieval.grounding.worth_embedding`; both in the second
+batch), twice when there is a bridge query, a question naming one speaker (re-said in their own voice:
+:func:`~omnimem.retrieval.focused.voice_query`) or a query name that is no entity's key but is spelled
+like a nearby entity's name (:func:`~omnimem.retrieval.grounding.worth_embedding`; all in the second
 batch), and the graph is read only around the entities
 the query touches (roots of those ids, members of those roots): the work does not grow with the graph.
 """

@@ -224,8 +224,7 @@ def voice_query(source: Any, query: str, mentions: Sequence[tuple[str, str, str]
 def voice_scores(source: Any, vector: np.ndarray, *, n: int, filters: Filters | None) -> dict[str, float]:
     """Dense search of the text space for the own-voice question's ``vector``, every speaker's turns
     alike -> ``{item id: score in [0, 1]}`` (cosine over the best one)."""
-    hits = dense_candidates(source.indexes[TEXT_SPACE].search, source.store, vector, n, filters)
-    return _normalised({i: max(0.0, s) for i, s in hits})
+    return _normalised({i: max(0.0, s) for i, s in filtered_dense(source, vector, n, filters)})
 
 
 def _items(source: Any, fused: Sequence[Fused]) -> dict[str, Any]:

@@ -109,7 +109,13 @@ class InProcessExecutor:
         with self._pool(make_fn) as pool:
             window: deque[tuple[int, Future]] = deque()
             for index, batch in enumerate(batches):
-                window.append((index, pool.submit(_call, batch)))
+                try:
+                    future = pool.submit(_call, batch)
+                except BrokenProcessPool as e:  # a worker died while this batch was being read
+                    while window:  # finished batches still come out; the first lost one raises
+                        yield _result(*window.popleft())
+                    raise WorkerLost(f"a worker process died before batch {index} ({e})", index=index) from e
+                window.append((index, future))
                 if len(window) >= 2 * self.workers:
                     yield _result(*window.popleft())
             while window:

@@ -7,6 +7,7 @@ import functools
 import os
 import signal
 import threading
+import time
 
 import pytest
 
@@ -57,6 +58,21 @@ def test_a_dead_worker_process_is_named():
         for r in InProcessExecutor(2).map_batches(functools.partial(_dies_on, 3), [[k] for k in range(6)]):
             results.append(r)
     assert lost.value.index <= 3 and results == [[k] for k in range(lost.value.index)]
+
+
+def _slow_batches():
+    yield [0]
+    yield [1]  # the batch that kills its worker
+    time.sleep(3)  # the pool is broken before the next batch is read
+    yield from ([k] for k in range(2, 6))
+
+
+def test_a_worker_dying_between_submissions_is_named_too():
+    results = []
+    with pytest.raises(WorkerLost) as lost:
+        for r in InProcessExecutor(2).map_batches(functools.partial(_dies_on, 1), _slow_batches()):
+            results.append(r)
+    assert lost.value.index == 1 and results == [[0]]
 
 
 def test_a_batch_error_propagates_as_raised():

@@ -60,17 +60,27 @@ def test_a_dead_worker_process_is_named():
     assert lost.value.index <= 3 and results == [[k] for k in range(lost.value.index)]
 
 
+def _dies_late_on(victim: int):
+    def run(batch):
+        if victim in batch:
+            time.sleep(1)  # the batches before it have reported by then
+            os.kill(os.getpid(), signal.SIGKILL)
+        return batch
+
+    return run
+
+
 def _slow_batches():
     yield [0]
     yield [1]  # the batch that kills its worker
-    time.sleep(3)  # the pool is broken before the next batch is read
+    time.sleep(4)  # the pool is broken before the next batch is read
     yield from ([k] for k in range(2, 6))
 
 
 def test_a_worker_dying_between_submissions_is_named_too():
     results = []
     with pytest.raises(WorkerLost) as lost:
-        for r in InProcessExecutor(2).map_batches(functools.partial(_dies_on, 1), _slow_batches()):
+        for r in InProcessExecutor(2).map_batches(functools.partial(_dies_late_on, 1), _slow_batches()):
             results.append(r)
     assert lost.value.index == 1 and results == [[0]]
 

@@ -32,8 +32,9 @@ from omnimem.memory.forgetting import ForgetPolicy, ForgetReport, Forgetting
 from omnimem.memory.inputs import clean_text, conversation_items, embedding_text, query_filters
 from omnimem.memory.jobs import JobRunner
 from omnimem.memory.locations import IMAGE_SPACE, TEXT_SPACE, open_parts
-from omnimem.memory.media import IngestReport, MediaIngestor, query_video
+from omnimem.memory.media import IngestReport, MediaIngestor
 from omnimem.memory.pipeline import GRAPH_JOB, ExtractionQueue, extract_committed, fast_builder, owed_items, reads_graph
+from omnimem.memory.query_media import read_query_media
 from omnimem.memory.semantic import Fact, FactEvent, SemanticMemory
 from omnimem.memory.working import WorkingMemory
 from omnimem.retrieval.context import Context
@@ -541,19 +542,11 @@ class Memory:
         """
         self._check_open()
         filters = query_filters(query, modalities, sessions, speakers, since, until)
-        heard, clap, source = None, None, None
-        if video is not None:  # a video is its frames and its audio track, each read in its own space
-            frames, track = query_video(video)
-            image = [*([] if image is None else image if isinstance(image, (list, tuple)) else [image]), *frames]
-            audio = track if audio is None else audio
-        if audio is not None:
-            source = os.fspath(audio) if isinstance(audio, (str, os.PathLike)) else audio
-            heard = " ".join(s.text for s in self.media.transcriber.transcribe(source)).strip() or None
-            clap = self._audio_text_encoder()
+        asked = read_query_media(self.media, image, audio, video)  # query_media.py
         ctx = retrieve_context(
-            self, query, budget_tokens=budget_tokens, config=config or self.config.grasp, image=image,
-            count_tokens=count_tokens, reranker=reranker, filters=filters, audio_text=heard, audio=source,
-            audio_encoder=clap,
+            self, query, budget_tokens=budget_tokens, config=config or self.config.grasp, image=asked.image,
+            count_tokens=count_tokens, reranker=reranker, filters=filters, audio_text=asked.heard, audio=asked.audio,
+            audio_encoder=self._audio_text_encoder() if asked.audio is not None else None,
         )  # fmt: skip
         if self.config.store.track_access and ctx.entries:
             self.store.touch_access(list(dict.fromkeys(i for e in ctx.entries for i in e.item_ids)), utc_now())

@@ -42,7 +42,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from omnimem.encoders.transcribe import TranscribeConfig
     from omnimem.memory.core import Memory
 
-__all__ = ["MediaIngestor", "IngestReport", "Progress", "file_digest", "query_video"]
+__all__ = ["MediaIngestor", "IngestReport", "Progress", "file_digest"]
 
 log = logging.getLogger(__name__)
 
@@ -572,30 +572,3 @@ def _paragraphs(text: str, limit: int) -> Iterator[str]:
         current = f"{current}\n\n{para}" if current else para
     if current:
         yield current
-
-
-def query_video(
-    path: str | os.PathLike[str], *, max_frames: int = 4, max_audio_s: float = 120.0
-) -> tuple[list[Any], Any]:
-    """A query's video as what GRASP reads per modality: up to ``max_frames`` frames spread over it (for the
-    image space and visual grounding) and its audio track (float32 16 kHz, at most ``max_audio_s``; None
-    without one) for the transcript and audio grounding."""
-    import numpy as np
-
-    from omnimem.encoders.media import has_audio
-    from omnimem.encoders.video import extract_audio, iter_frames, probe
-
-    if max_frames < 1 or max_audio_s <= 0:
-        raise ConfigError("max_frames must be >= 1 and max_audio_s positive")
-    duration = max(probe(path).duration, 1e-3)
-    frames = [f.image for f in iter_frames(path, fps=max_frames / duration, max_side=336, strict=False)]
-    audio = None
-    if has_audio(path):
-        chunks, total = [], 0
-        for chunk in extract_audio(path):
-            chunks.append(chunk)
-            total += len(chunk)
-            if total >= max_audio_s * 16_000:
-                break
-        audio = np.concatenate(chunks)[: int(max_audio_s * 16_000)] if chunks else None
-    return frames[:max_frames], audio

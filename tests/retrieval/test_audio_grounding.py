@@ -102,7 +102,7 @@ def test_a_query_video_is_read_as_frames_and_its_audio_track(tmp_path, minilm, s
     from mediagen import write_video
 
     import omnimem
-    from omnimem.memory.media import query_video
+    from omnimem.memory.query_media import query_video
 
     frames, audio = query_video(scene_video)
     assert len(frames) == 4 and audio is None and all(f.size[0] <= 336 for f in frames)

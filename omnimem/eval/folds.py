@@ -21,8 +21,12 @@ from omnimem.config import SearchConfig
 
 __all__ = ["GRID", "grid_configs", "score_grid", "fold_report", "fold_lines", "stage_report", "stage_lines"]
 
-# the search settings tried: how much a turn borrows from its neighbours, and the dense side's weight
-GRID: dict[str, tuple[float, ...]] = {"neighbour_weight": (0.0, 0.25, 0.5, 0.75), "dense_weight": (0.5, 1.0, 1.5)}
+# the search settings tried: how much a turn borrows from its neighbours (and from the question before it,
+# when that one asks), what a question gives up, and the dense side's weight
+GRID: dict[str, tuple[float, ...]] = {
+    "neighbour_weight": (0.0, 0.25, 0.5, 0.75), "answer_weight": (0.5, 0.9), "question_penalty": (0.0, 0.3),
+    "dense_weight": (0.5, 1.0, 1.5),
+}  # fmt: skip
 
 
 def grid_configs(base: SearchConfig) -> dict[str, SearchConfig]:

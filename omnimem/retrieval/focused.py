@@ -44,6 +44,7 @@ from omnimem.retrieval import expand as ex
 from omnimem.retrieval import temporal as tm
 from omnimem.retrieval.fusion import Fused
 from omnimem.retrieval.hybrid import dense_candidates, hybrid_fused
+from omnimem.retrieval.neighbours import asks
 from omnimem.stores.base import Filters
 
 __all__ = [
@@ -55,7 +56,6 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 TEXT_SPACE = "text"
-_CAPTION = re.compile(r"\s*\[[^\[\]]*\]\s*$")  # a trailing "[shares an image: ...]"
 PERSONA_KEY = "persona:"  # meta key prefix of a speaker's persona (written by omnimem.memory.personas)
 
 
@@ -165,11 +165,6 @@ def question_turns(source: Any, fused: list[Fused], *, head: int, penalty: float
     smoothing (LoCoMo dev: 12-23% of evidence turns end with a question, 27-32% of the other candidates)."""
     items = _items(source, fused[:head])
     return _boosted(fused, items, lambda item: asks(item.text), head=head, boost=-penalty, name=None)
-
-
-def asks(text: str) -> bool:
-    """Whether a turn's own words end with a question mark ("Cool! What do you play? [shares an image: ...]")."""
-    return _CAPTION.sub("", text or "").rstrip().endswith("?")
 
 
 _AUX = {"does": "do", "has": "have", "is": "am"}  # "does Ann" -> "do I"; those below stay as they are

@@ -16,7 +16,7 @@ import numpy as np
 
 from omnimem.config import SearchConfig
 from omnimem.retrieval.fusion import Fused, convex_fusion, reciprocal_rank_fusion
-from omnimem.retrieval.neighbours import neighbour_smoothing
+from omnimem.retrieval.neighbours import asks, neighbour_smoothing
 from omnimem.retrieval.threads import later
 from omnimem.stores.base import Filters, RecordStore
 from omnimem.types import Hit, Item
@@ -138,12 +138,19 @@ def hybrid_fused(
         fused = convex_fusion(scored, weights=weights) if scored else []
     if neighbours and config.neighbour_weight > 0 and hasattr(store, "neighbours"):
         fused = neighbour_smoothing(
-            fused, store.neighbours, beta=config.neighbour_weight, expand=config.neighbour_expand
-        )
+            fused, store.neighbours, beta=config.neighbour_weight, expand=config.neighbour_expand,
+            answer_beta=config.answer_weight, question_penalty=config.question_penalty,
+            asking=lambda ids: _asking(store, ids),
+        )  # fmt: skip
         if filters is not None and not filters.is_empty():  # neighbours may fall outside the filters
             found = {i.id: i for i in store.get([f.id for f in fused]) if i is not None}
             fused = [f for f in fused if f.id in found and filters.matches(found[f.id])]
     return fused, scored
+
+
+def _asking(store: RecordStore, ids: Sequence[str]) -> list[str]:
+    """Those of ``ids`` whose item asks a question (the turn after it is its answer)."""
+    return [i.id for i in store.get(ids) if i is not None and asks(i.text)]
 
 
 def _by_range(pairs: list[tuple[str, float]]) -> list[tuple[str, float]]:

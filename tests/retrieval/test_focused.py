@@ -50,7 +50,7 @@ def test_new_stages_are_switchable_and_off_by_default_unless_measured():
     with pytest.raises(ConfigError):
         GraspConfig(speaker_boost=-0.5)
     assert not GraspConfig().speaker  # measured: costs the adversarial questions (config.py)
-    assert GraspConfig().voice  # measured: both held-out folds agree (config.py)
+    assert GraspConfig().voice  # measured: both held-out folds agreed (config.py)
     for penalty in (-0.1, 1.0):
         with pytest.raises(ConfigError):
             GraspConfig(question_penalty=penalty)

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 import omnimem
+from omnimem.config import SearchConfig
 from omnimem.errors import ConfigError
 from omnimem.graph.store import EntityRow
 from omnimem.retrieval import expand
@@ -307,3 +308,49 @@ def test_neighbour_smoothing_reads_the_session_order_once_and_scores_added_turns
     assert len(calls) == 1  # the added turns' own neighbours come from the candidates' links
     # t3 sits between both candidates and borrows the better one; t5 follows t4; t1 precedes t2
     assert out == {"t4": 1.0, "t2": 0.6, "x": 0.5, "t3": 0.5, "t5": 0.5, "t1": 0.3}
+
+
+def test_the_turn_after_a_question_borrows_the_answer_share_of_its_score():
+    from omnimem.retrieval.fusion import Fused
+    from omnimem.retrieval.neighbours import neighbour_smoothing
+
+    order = ["before", "ask", "answer", "after"]  # one session: a remark, a question, its answer, a remark
+    links = {
+        t: (order[n - 1] if n else None, order[n + 1] if n + 1 < len(order) else None) for n, t in enumerate(order)
+    }
+    asked: list[list[str]] = []
+
+    def asking(ids):
+        asked.append(sorted(ids))
+        return {"ask"} & set(ids)
+
+    fused = [Fused("ask", 1.0, {"dense": 1}), Fused("before", 0.3, {"bm25": 1}), Fused("answer", 0.2, {"bm25": 2})]
+
+    def smooth(answer_beta, question_penalty=0.0):
+        out = neighbour_smoothing(
+            fused, lambda ids: {i: links[i] for i in ids if i in links}, beta=0.5, expand=3,
+            answer_beta=answer_beta, question_penalty=question_penalty, asking=asking,
+        )  # fmt: skip
+        return {f.id: round(f.score, 3) for f in out}, [f.id for f in out]
+
+    scores, ranked = smooth(0.9)
+    # the answer takes 0.9 of the question's score; the remark before the question still only 0.5;
+    # the question borrows 0.5 of the better of its own neighbours
+    assert scores == {"ask": 1.15, "before": 0.8, "answer": 1.1, "after": 0.1}
+    assert ranked == ["ask", "answer", "before", "after"] and asked == [["after", "answer", "ask", "before"]]
+    asked.clear()
+    scores, ranked = smooth(0.5)  # the same share both ways: the plain smoothing, no question read
+    assert scores == {"ask": 1.15, "before": 0.8, "answer": 0.7, "after": 0.1} and ranked[:2] == ["ask", "before"]
+    assert asked == []
+    scores, ranked = smooth(0.9, question_penalty=0.3)  # the question keeps 0.7 of its own score
+    assert scores == {"ask": 0.85, "before": 0.8, "answer": 1.1, "after": 0.1} and ranked[:2] == ["answer", "ask"]
+    asked.clear()  # passages outside any session: nothing to ask about, no read
+    alone = neighbour_smoothing(fused, lambda ids: {}, beta=0.5, expand=3, answer_beta=0.9, asking=asking)
+    assert [f.score for f in alone] == [1.0, 0.3, 0.2] and asked == []
+    with pytest.raises(ConfigError):
+        neighbour_smoothing(fused, lambda ids: {}, beta=0.5, expand=1, answer_beta=-0.1, asking=asking)
+    with pytest.raises(ConfigError):
+        neighbour_smoothing(fused, lambda ids: {}, beta=0.5, expand=1, question_penalty=1.0, asking=asking)
+    for bad in ({"answer_weight": -1}, {"question_penalty": 1.0}, {"question_penalty": -0.1}):
+        with pytest.raises(ConfigError):
+            SearchConfig(**bad)

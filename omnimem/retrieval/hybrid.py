@@ -137,20 +137,21 @@ def hybrid_fused(
     else:
         fused = convex_fusion(scored, weights=weights) if scored else []
     if neighbours and config.neighbour_weight > 0 and hasattr(store, "neighbours"):
+        found: dict[str, Item] = {}  # items read for the smoothing, reused by the filter below
+
+        def asking(ids: Sequence[str]) -> list[str]:  # those whose item asks (the turn after it answers)
+            found.update({i.id: i for i in store.get(ids) if i is not None})
+            return [i for i in ids if i in found and asks(found[i].text)]
+
         fused = neighbour_smoothing(
             fused, store.neighbours, beta=config.neighbour_weight, expand=config.neighbour_expand,
-            answer_beta=config.answer_weight, question_penalty=config.question_penalty,
-            asking=lambda ids: _asking(store, ids),
+            answer_beta=config.answer_weight, question_penalty=config.question_penalty, asking=asking,
         )  # fmt: skip
         if filters is not None and not filters.is_empty():  # neighbours may fall outside the filters
-            found = {i.id: i for i in store.get([f.id for f in fused]) if i is not None}
+            unread = [f.id for f in fused if f.id not in found]
+            found.update({i.id: i for i in store.get(unread) if i is not None} if unread else {})
             fused = [f for f in fused if f.id in found and filters.matches(found[f.id])]
     return fused, scored
-
-
-def _asking(store: RecordStore, ids: Sequence[str]) -> list[str]:
-    """Those of ``ids`` whose item asks a question (the turn after it is its answer)."""
-    return [i.id for i in store.get(ids) if i is not None and asks(i.text)]
 
 
 def _by_range(pairs: list[tuple[str, float]]) -> list[tuple[str, float]]:
